@@ -1,0 +1,204 @@
+"""The backbone contract shared by every backbone of the Table 7 suite."""
+import logging
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class BaseDetBackbone(BaseModule):
+    """One implementation of the mmdet backbone contract.
+
+    A subclass builds ``self.stem`` (the layers before the first stage),
+    ``self.layers`` (an ``nn.ModuleList`` of stages; a trailing 1x1 conv such
+    as ShuffleNet V2's conv5 counts as a stage), and the per-stage tuples
+    ``self.stage_channels`` and ``self.stage_strides``, then calls
+    :meth:`_check_contract`. Heads size themselves from :attr:`out_channels`
+    and :attr:`out_strides`, so configs never restate backbone widths. This class owns everything else, so freezing,
+    ``norm_eval``, gradient checkpointing and pretrained loading behave the
+    same in all five backbones.
+
+    Args:
+        out_indices (Sequence[int]): Indices into ``self.layers`` whose outputs
+            are returned.
+        frozen_stages (int): -1 freezes nothing, 0 the stem, k the stem and
+            ``layers[:k]``. Frozen layers get ``requires_grad=False`` and
+            their norm layers stay in eval mode.
+        norm_eval (bool): Keep every ``_BatchNorm`` (BN, SyncBN, ...) in eval
+            mode during training, i.e. freeze the running statistics.
+        with_cp (bool): Gradient checkpointing per block while training.
+        init_cfg (dict | list[dict], optional): ``dict(type='Pretrained',
+            checkpoint=...)`` loads weights through :meth:`convert_pretrained`,
+            so foreign layouts (torchvision, mmpretrain) load directly.
+    """
+
+    def __init__(self,
+                 out_indices: Sequence[int],
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.out_indices = tuple(out_indices) if isinstance(
+            out_indices, (list, tuple)) else out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    # ------------------------------------------------------------------ checks
+    def _check_contract(self) -> None:
+        """Validate out_indices/frozen_stages once the stages exist."""
+        num = len(self.layers)
+        assert len(self.stage_channels) == len(self.stage_strides) == num, \
+            'stage_channels/stage_strides must have one entry per stage'
+        if (not isinstance(self.out_indices, tuple) or not self.out_indices
+                or any(not isinstance(i, int) or not 0 <= i < num
+                       for i in self.out_indices)):
+            raise ValueError(f'{type(self).__name__}: out_indices must be a '
+                             f'non-empty tuple of ints in range(0, {num}). '
+                             f'But received {self.out_indices!r}')
+        if not isinstance(self.frozen_stages, int) or \
+                not -1 <= self.frozen_stages <= num:
+            raise ValueError(f'{type(self).__name__}: frozen_stages must be '
+                             f'in range(-1, {num + 1}). '
+                             f'But received {self.frozen_stages!r}')
+        self._freeze_stages()
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each returned feature map, in ``out_indices`` order."""
+        return tuple(self.stage_channels[i] for i in sorted(self.out_indices))
+
+    @property
+    def out_strides(self) -> Tuple[int, ...]:
+        """Stride (input pixels per feature pixel) of each returned map."""
+        return tuple(self.stage_strides[i] for i in sorted(self.out_indices))
+
+    # ------------------------------------------------------------- freezing
+    def _frozen_modules(self):
+        if self.frozen_stages >= 0:
+            yield self.stem
+        for i in range(max(self.frozen_stages, 0)):
+            yield self.layers[i]
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        """Switch mode, keeping frozen stages and (optionally) norms in eval."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # -------------------------------------------------------------- forward
+    def _run_stage(self, stage: nn.Module, x: Tensor) -> Tensor:
+        if not (self.with_cp and self.training and x.requires_grad):
+            return stage(x)
+        blocks = stage if isinstance(stage, nn.Sequential) else [stage]
+        for block in blocks:
+            x = cp.checkpoint(block, x, use_reentrant=False)
+        return x
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """Forward an image batch.
+
+        Args:
+            x (Tensor): Images of shape (N, 3, H, W).
+
+        Returns:
+            tuple[Tensor]: One feature map per entry of ``out_indices``, in
+            increasing index order, each of shape (N, C_i, H/s_i, W/s_i).
+        """
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.layers):
+            x = self._run_stage(stage, x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    # ---------------------------------------------------------- pretrained
+    def convert_pretrained(self, state_dict: Dict[str, Tensor]
+                           ) -> Dict[str, Tensor]:
+        """Map a foreign state dict onto this module's keys (identity here)."""
+        return state_dict
+
+    def init_weights(self) -> None:
+        cfg = self.init_cfg
+        if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
+            self._is_init = True
+        else:
+            super().init_weights()
+
+    def load_pretrained(self, checkpoint: str,
+                        prefix: Optional[str] = None) -> None:
+        """Load a classification checkpoint, reporting every key it skips.
+
+        Args:
+            checkpoint (str): Path or URL understood by mmengine's
+                ``CheckpointLoader`` (``torchvision://``, ``http(s)://``...).
+            prefix (str, optional): Keep only keys under this prefix (e.g.
+                ``'backbone.'`` for an mmpretrain classifier) and strip it.
+
+        Raises:
+            ValueError: If a tensor's shape differs from the model's (wrong
+                width or arch) or if no key of the checkpoint matches.
+        """
+        raw = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+        state = raw
+        for key in ('state_dict', 'model'):
+            if isinstance(state, dict) and isinstance(state.get(key), dict):
+                state = state[key]
+        if not isinstance(state, dict):
+            raise ValueError(f'{checkpoint}: expected a state dict, got '
+                             f'{type(state).__name__}')
+        state = OrderedDict(
+            (k[len('module.'):] if k.startswith('module.') else k, v)
+            for k, v in state.items())
+        if prefix:
+            state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                                if k.startswith(prefix))
+        state = self.convert_pretrained(state)
+        own = self.state_dict()
+        mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
+                      f'{tuple(own[k].shape)}' for k, v in state.items()
+                      if k in own and own[k].shape != v.shape]
+        if mismatched:
+            raise ValueError(f'{checkpoint}: {len(mismatched)} tensor(s) do '
+                             f'not fit {type(self).__name__}: ' +
+                             '; '.join(mismatched))
+        matched = [k for k in state if k in own]
+        if not matched:
+            raise ValueError(f'{checkpoint}: none of its {len(state)} keys '
+                             f'(e.g. {list(state)[:3]}) matches '
+                             f'{type(self).__name__}')
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        with torch.no_grad():
+            self.load_state_dict(state, strict=False)
+        msg = f'{type(self).__name__}: loaded {len(matched)} tensors from ' \
+              f'{checkpoint}'
+        if missing:
+            msg += f'; missing in checkpoint (kept initialised): {missing}'
+        if unexpected:
+            msg += f'; unused from checkpoint: {unexpected}'
+        print_log(msg, logger='current',
+                  level=logging.WARNING if missing else logging.INFO)
+        # Re-apply freezing: load_state_dict does not touch requires_grad, but
+        # keep the contract explicit after any weight surgery.
+        self._freeze_stages()

@@ -1,0 +1,231 @@
+import pytest
+import torch
+import torchvision
+from mmdet.registry import MODELS
+from mmengine.analysis import FlopAnalyzer
+
+import shufflenet_det  # noqa: F401  (registers the backbones)
+from shufflenet_det.models.backbones import ShuffleNetV2
+from .utils import bn_running_stats, check_norm_state
+
+ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
+# arch: (stage2, stage3, stage4, conv5) channels, from Table 5.
+CHANNELS = {'0.5x': (48, 96, 192, 1024), '1.0x': (116, 232, 464, 1024),
+            '1.5x': (176, 352, 704, 1024), '2.0x': (244, 488, 976, 2048)}
+TV_BUILDERS = {'0.5x': torchvision.models.shufflenet_v2_x0_5,
+               '1.0x': torchvision.models.shufflenet_v2_x1_0,
+               '1.5x': torchvision.models.shufflenet_v2_x1_5,
+               '2.0x': torchvision.models.shufflenet_v2_x2_0}
+# torchvision's documented parameter counts (classifier included).
+TV_PARAMS = {'0.5x': 1_366_792, '1.0x': 2_278_604, '1.5x': 3_503_624,
+             '2.0x': 7_393_996}
+TABLE5_MFLOPS = {'0.5x': 41, '1.0x': 146, '1.5x': 299, '2.0x': 591}
+
+
+def _classifier_params(model: ShuffleNetV2) -> int:
+    fc = model.stage_channels[-1] * 1000 + 1000
+    return sum(p.numel() for p in model.parameters()) + fc
+
+
+@pytest.mark.parametrize('kwargs, culprit', [
+    (dict(arch='3.0x'), '3.0x'),
+    (dict(arch=0.75), '0.75'),
+    (dict(arch=dict(stem=24, channels=(48, 96, 192))), 'repeats'),
+    (dict(out_indices=(4,)), '(4,)'),
+    (dict(out_indices=()), '()'),
+    (dict(frozen_stages=5), '5'),
+    (dict(frozen_stages=-2), '-2'),
+])
+def test_invalid_arguments_name_the_value(kwargs, culprit):
+    with pytest.raises(ValueError, match=culprit.replace('(', r'\(')
+                       .replace(')', r'\)').replace('.', r'\.')):
+        ShuffleNetV2(**kwargs)
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+@pytest.mark.parametrize('extra_dw', [False, True])
+def test_output_shapes_every_index(arch, extra_dw):
+    model = ShuffleNetV2(arch, extra_dw=extra_dw,
+                         out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, 224, 224))
+    sizes = (28, 14, 7, 7)
+    assert [tuple(f.shape) for f in feats] == [
+        (1, c, s, s) for c, s in zip(CHANNELS[arch], sizes)]
+    assert model.out_channels == CHANNELS[arch]
+    assert model.out_strides == (8, 16, 32, 32)
+
+
+@pytest.mark.parametrize('index', [0, 1, 2, 3])
+def test_single_out_index(index):
+    model = ShuffleNetV2('0.5x', out_indices=(index,)).eval()
+    (feat,) = model(torch.rand(2, 3, 64, 96))
+    stride = model.stage_strides[index]
+    assert tuple(feat.shape) == (2, CHANNELS['0.5x'][index], 64 // stride,
+                                 96 // stride)
+
+
+def test_registered_and_built_from_config():
+    model = MODELS.build(dict(type='ShuffleNetV2', arch=1.0, extra_dw=True))
+    assert isinstance(model, ShuffleNetV2)
+    assert model.layers[0][0].extra_dw is not None
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 1, 2, 4])
+def test_frozen_stages(frozen_stages):
+    model = ShuffleNetV2('0.5x', frozen_stages=frozen_stages,
+                         out_indices=(0, 1, 2, 3))
+    model.train()
+    frozen = [model.stem] + list(model.layers[:frozen_stages])
+    trainable = list(model.layers[frozen_stages:])
+    before = [bn_running_stats(m) for m in frozen]
+    model(torch.rand(2, 3, 64, 64))
+    for module, stats in zip(frozen, before):
+        assert all(not p.requires_grad for p in module.parameters())
+        assert check_norm_state(module.modules(), False)
+        for (m0, v0), (m1, v1) in zip(stats, bn_running_stats(module)):
+            assert torch.equal(m0, m1) and torch.equal(v0, v1)
+    for module in trainable:
+        assert all(p.requires_grad for p in module.parameters())
+        assert check_norm_state(module.modules(), True)
+
+
+def test_no_freezing_by_default():
+    model = ShuffleNetV2('0.5x').train()
+    assert all(p.requires_grad for p in model.parameters())
+    assert check_norm_state(model.modules(), True)
+
+
+@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='SyncBN')])
+def test_norm_eval(norm_cfg):
+    model = ShuffleNetV2('0.5x', norm_cfg=norm_cfg, norm_eval=True)
+    model.train()
+    assert check_norm_state(model.modules(), False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_with_cp_matches_plain_forward_and_backward():
+    torch.manual_seed(0)
+    ref = ShuffleNetV2('0.5x', out_indices=(1, 2), norm_eval=True)
+    cp_model = ShuffleNetV2('0.5x', out_indices=(1, 2), norm_eval=True,
+                            with_cp=True)
+    cp_model.load_state_dict(ref.state_dict())
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    outs = [sum(f.sum() for f in m.train()(x)) for m in (ref, cp_model)]
+    grads = [torch.autograd.grad(o, x)[0] for o in outs]
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parameter_count_equals_torchvision(arch):
+    model = ShuffleNetV2(arch, out_indices=(3,))
+    assert _classifier_params(model) == TV_PARAMS[arch]
+    assert sum(p.numel() for p in TV_BUILDERS[arch]().parameters()) == \
+        TV_PARAMS[arch]
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_macs_within_2_percent_of_table5(arch):
+    from shufflenet_det.complexity import classifier_complexity
+    result = classifier_complexity(dict(type='ShuffleNetV2', arch=arch))
+    assert abs(result['macs'] / 1e6 - TABLE5_MFLOPS[arch]) \
+        <= 0.02 * TABLE5_MFLOPS[arch]
+    assert result['params'] == TV_PARAMS[arch]
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_v2_star_adds_a_few_macs(arch):
+    from shufflenet_det.complexity import classifier_complexity
+    v2 = classifier_complexity(dict(type='ShuffleNetV2', arch=arch))['macs']
+    star = classifier_complexity(
+        dict(type='ShuffleNetV2', arch=arch, extra_dw=True))['macs']
+    # 3x3 depthwise before every unit's main branch: +2.4..9.5 M at 224.
+    assert 0 < star - v2 < 0.06 * v2
+
+
+def _tv_to_ours(tv_model, arch, extra_dw=False, tmp_path=None):
+    path = tmp_path / 'tv.pth'
+    torch.save(tv_model.state_dict(), path)
+    model = ShuffleNetV2(arch, extra_dw=extra_dw, out_indices=(0, 1, 2, 3),
+                         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    return model.eval()
+
+
+@pytest.mark.parametrize('arch', ['0.5x', '2.0x'])
+def test_torchvision_weights_give_torchvision_features(arch, tmp_path):
+    torch.manual_seed(0)
+    tv = TV_BUILDERS[arch]().eval()
+    # Non-trivial BN statistics, so a mis-mapped BN would show.
+    for m in tv.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    model = _tv_to_ours(tv, arch, tmp_path=tmp_path)
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        ours = model(x)
+        t = tv.maxpool(tv.conv1(x))
+        expected = []
+        for stage in (tv.stage2, tv.stage3, tv.stage4, tv.conv5):
+            t = stage(t)
+            expected.append(t)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_mmpretrain_layout_loads(tmp_path):
+    torch.manual_seed(0)
+    src = ShuffleNetV2('1.0x', out_indices=(3,))
+    # mmpretrain classifier checkpoint: backbone keys under 'backbone.',
+    # same module names as ours, stem called 'conv1'.
+    state = {}
+    for k, v in src.state_dict().items():
+        k = k.replace('stem.0.', 'conv1.')
+        state[f'backbone.{k}'] = v
+    state['head.fc.weight'] = torch.zeros(1000, 1024)
+    path = tmp_path / 'mmpretrain.pth'
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    dst = ShuffleNetV2('1.0x', out_indices=(3,),
+                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+
+
+def test_v2_weights_into_v2_star_report_missing_extra_dw(tmp_path,
+                                                         monkeypatch):
+    from shufflenet_det.models.backbones import base_backbone
+    messages = []
+    monkeypatch.setattr(base_backbone, 'print_log',
+                        lambda msg, **kw: messages.append((msg, kw)))
+    tv = TV_BUILDERS['0.5x']()
+    model = _tv_to_ours(tv, '0.5x', extra_dw=True, tmp_path=tmp_path)
+    assert torch.equal(model.stem[0].conv.weight, tv.conv1[0].weight)
+    assert torch.equal(model.layers[2][3].branch2[2].bn.running_var,
+                       tv.stage4[3].branch2[6].running_var)
+    (msg, kw), = messages
+    assert 'layers.0.0.extra_dw.conv.weight' in msg
+    # The classifier is not silently dropped either.
+    assert "'fc.weight'" in msg and "'fc.bias'" in msg
+
+
+def test_wrong_width_checkpoint_names_the_key(tmp_path):
+    path = tmp_path / 'x1.pth'
+    torch.save(TV_BUILDERS['1.0x']().state_dict(), path)
+    model = ShuffleNetV2('0.5x', init_cfg=dict(type='Pretrained',
+                                               checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r'layers\.0\.0\.branch1'):
+        model.init_weights()
+
+
+def test_unrelated_checkpoint_is_rejected(tmp_path):
+    path = tmp_path / 'resnet.pth'
+    torch.save({'fc.weight': torch.zeros(2, 2)}, path)
+    model = ShuffleNetV2('0.5x', init_cfg=dict(type='Pretrained',
+                                               checkpoint=str(path)))
+    with pytest.raises(ValueError, match='none of its 1 keys'):
+        model.init_weights()
