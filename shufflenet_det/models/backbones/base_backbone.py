@@ -131,6 +131,43 @@ class BaseDetBackbone(BaseModule):
                 outs.append(x)
         return tuple(outs)
 
+    # ---------------------------------------------------------------- arch
+    #: Subclasses with width tables set these: named archs and the keys a
+    #: custom arch dict must have. ``num_stages`` is the length that
+    #: ``channels``/``repeats`` of a custom arch must have.
+    arch_settings: Dict[str, dict] = {}
+    arch_keys: Tuple[str, ...] = ()
+    num_stages: int = 3
+
+    @classmethod
+    def _resolve_arch(cls, arch) -> dict:
+        """Look ``arch`` up in ``arch_settings`` or validate a custom dict.
+
+        Args:
+            arch (str | float | dict): A key such as ``'1.0x'`` (``1.0`` and
+                ``1`` are accepted too) or a dict with ``arch_keys``.
+
+        Raises:
+            ValueError: Naming the unknown key or the incomplete dict.
+        """
+        name = cls.__name__
+        if isinstance(arch, dict):
+            missing = [k for k in cls.arch_keys if k not in arch]
+            if missing:
+                raise ValueError(f'{name}: custom arch lacks {missing}; '
+                                 f'got {arch}')
+            for key in ('channels', 'repeats'):
+                if key in arch and len(arch[key]) != cls.num_stages:
+                    raise ValueError(f'{name}: custom arch needs '
+                                     f'{cls.num_stages} {key}; got {arch}')
+            return dict(arch)
+        key = f'{float(arch):.1f}x' if isinstance(arch, (int, float)) \
+            else str(arch)
+        if key not in cls.arch_settings:
+            raise ValueError(f'{name}: unknown arch {arch!r}; expected '
+                             f'one of {sorted(cls.arch_settings)} or a dict')
+        return dict(cls.arch_settings[key])
+
     # ---------------------------------------------------------- pretrained
     def convert_pretrained(self, state_dict: Dict[str, Tensor]
                            ) -> Dict[str, Tensor]:
@@ -138,7 +175,13 @@ class BaseDetBackbone(BaseModule):
         return state_dict
 
     def init_weights(self) -> None:
+        """Kaiming (fan_out) convs without ``init_cfg``; else follow it."""
         cfg = self.init_cfg
+        if cfg is None:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode='fan_out',
+                                            nonlinearity='relu')
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True

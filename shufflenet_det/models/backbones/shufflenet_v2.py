@@ -160,29 +160,6 @@ class ShuffleNetV2(BaseDetBackbone):
         self.stage_strides = (8, 16, 32, 32)
         self._check_contract()
 
-    @classmethod
-    def _resolve_arch(cls, arch) -> dict:
-        if isinstance(arch, dict):
-            missing = [k for k in cls.arch_keys if k not in arch]
-            if missing:
-                raise ValueError(f'ShuffleNetV2: custom arch lacks {missing}; '
-                                 f'got {arch}')
-            return dict(arch)
-        key = f'{float(arch):.1f}x' if isinstance(arch, (int, float)) \
-            else str(arch)
-        if key not in cls.arch_settings:
-            raise ValueError(f'ShuffleNetV2: unknown arch {arch!r}; expected '
-                             f'one of {sorted(cls.arch_settings)} or a dict')
-        return dict(cls.arch_settings[key])
-
-    def init_weights(self) -> None:
-        if self.init_cfg is None:
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode='fan_out',
-                                            nonlinearity='relu')
-        super().init_weights()
-
     # torchvision: conv1.{0,1} / stageK.N.branchB.{i} / conv5.{0,1};
     # Sequential indices of (conv, bn) pairs map to ConvModule (.conv, .bn).
     _TV_BRANCH = {'branch1': {0: '0.conv', 1: '0.bn', 2: '1.conv', 3: '1.bn'},

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torchvision
 from mmdet.registry import MODELS
-from mmengine.analysis import FlopAnalyzer
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
 from shufflenet_det.models.backbones import ShuffleNetV2

@@ -1,0 +1,231 @@
+"""Backbone complexity at the ShuffleNet V2 paper's convention.
+
+The paper's complexity levels (Table 7: 40/140/300/500 MFLOPs) and its Table
+5 / Table 8 numbers are multiply-adds of a *classification* network at
+224x224: the backbone plus global average pooling and a 1000-class
+fully-connected layer. This module holds the one table that maps each of
+Table 7's 5 families x 4 levels to a backbone config, the paper's numbers
+beside it, and :func:`classifier_complexity`, which counts a config with
+``mmengine.analysis`` under that convention.
+
+Counting convention (:data:`COUNTING_CONVENTION`): multiply-adds of
+convolutions and fully-connected layers, 1 MAC = 1 FLOP (as in the paper and
+in ``mmengine.analysis``); norm layers, activations, pooling, additions,
+concatenations and channel shuffles count zero; biases are not counted.
+Parameters: every parameter of the backbone and of the classifier (fc weight
+and bias), so ShuffleNet V2 matches torchvision's documented counts.
+
+Example:
+    >>> from shufflenet_det.complexity import (TABLE7_BACKBONES,
+    ...                                        classifier_complexity)
+    >>> cfg = TABLE7_BACKBONES['ShuffleNet v2']['140M']
+    >>> result = classifier_complexity(cfg)
+    >>> round(result['macs'] / 1e6, 1), result['params']
+    (144.9, 2278604)
+"""
+import copy
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmdet.registry import MODELS
+from mmengine.analysis import FlopAnalyzer, parameter_count
+from torch import Tensor
+
+from . import models  # noqa: F401  (registers the backbones)
+
+COUNTING_CONVENTION = (
+    'multiply-adds (1 MAC = 1 FLOP) of convolutions and fully-connected '
+    'layers at 1x3x224x224, backbone + global average pool + 1000-class fc; '
+    'norms, activations, pooling, additions and shuffles count zero')
+
+#: Table 7's complexity levels, in MFLOPs at 224x224.
+LEVELS: Dict[str, int] = {'40M': 40, '140M': 140, '300M': 300, '500M': 500}
+
+#: Relative distance to the level that a backbone may have (issue 4).
+LEVEL_TOLERANCE = 0.10
+
+#: Table 7's five families x four levels -> backbone config. The backbone
+#: choices and the reasons for them are in each class's docstring.
+TABLE7_BACKBONES: Dict[str, Dict[str, dict]] = {
+    'Xception': {
+        level: dict(type='XceptionLike', arch=arch)
+        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
+    },
+    'ShuffleNet v1': {
+        level: dict(type='ShuffleNetV1', arch=arch)
+        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
+    },
+    'MobileNet v2': {
+        level: dict(type='MobileNetV2Det', widen_factor=w)
+        for level, w in zip(LEVELS, (0.25, 0.6, 1.0, 1.3))
+    },
+    'ShuffleNet v2': {
+        level: dict(type='ShuffleNetV2', arch=arch)
+        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
+    },
+    'ShuffleNet v2*': {
+        level: dict(type='ShuffleNetV2', arch=arch, extra_dw=True)
+        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
+    },
+}
+
+
+def _paper(model: str, mflops: Optional[float], source: str,
+           mparams: Optional[float] = None) -> dict:
+    return dict(model=model, mflops=mflops, mparams=mparams, source=source)
+
+
+#: The paper's own complexity column for each cell of :data:`TABLE7_BACKBONES`
+#: (``None`` where the paper prints no number). ``model`` names the row the
+#: number comes from, which for MobileNet v2 is not the multiplier used here.
+PAPER_COMPLEXITY: Dict[str, Dict[str, dict]] = {
+    'Xception': {
+        level: _paper(f'Xception {w} (our impl.)', f, 'Table 8')
+        for level, w, f in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
+                               (40, 145, 305, 525))
+    },
+    'ShuffleNet v1': {
+        level: _paper(f'ShuffleNet v1 {w} (g=3)', f, 'Table 8')
+        for level, w, f in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
+                               (38, 140, 292, 524))
+    },
+    'MobileNet v2': {
+        level: _paper(f'{w} MobileNet v2 (our impl.)', f, 'Table 8')
+        for level, w, f in zip(LEVELS, ('0.15', '0.6', '1.0', '1.4'),
+                               (39, 141, 301, 587))
+    },
+    'ShuffleNet v2': {
+        level: _paper(f'ShuffleNet v2 {w}', f, 'Table 5', p)
+        for level, w, f, p in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
+                                  (41, 146, 299, 591), (1.4, 2.3, 3.5, 7.4))
+    },
+    # §4: "with only a few additional FLOPs"; the paper prints no number.
+    'ShuffleNet v2*': {
+        level: _paper(f'ShuffleNet v2* {w}', None, '§4 (no number given)')
+        for level, w in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'))
+    },
+}
+
+# mmengine's FlopAnalyzer also charges norms and pooling by default; the
+# paper's numbers (and torchvision's) count convolutions and fc layers only.
+# These ops get a zero handle: ``set_op_handle(op=None)`` does not work for
+# ops that have a default handle in mmengine 0.10.7 (it only adds them to an
+# ignore list that is consulted for ops *without* a handle).
+_UNCOUNTED_OPS = ('aten::batch_norm', 'aten::group_norm', 'aten::layer_norm',
+                  'aten::instance_norm', 'aten::adaptive_avg_pool2d',
+                  'aten::upsample_nearest2d', 'aten::upsample_bilinear2d',
+                  'aten::grid_sampler')
+
+
+def _not_counted(inputs, outputs) -> int:
+    return 0
+
+
+class BackboneClassifier(nn.Module):
+    """A backbone's last stage + global average pool + linear classifier.
+
+    Args:
+        backbone (BaseDetBackbone): Any backbone of this package; its
+            ``out_indices`` are switched to the last stage only.
+        num_classes (int): Classifier outputs. Default: 1000.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
+        super().__init__()
+        # The classifier network is the whole backbone: run every stage.
+        backbone.out_indices = (len(backbone.layers) - 1, )
+        self.backbone = backbone
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(backbone.stage_channels[-1], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) images -> (N, num_classes) logits."""
+        (feat, ) = self.backbone(x)
+        return self.fc(self.pool(feat).flatten(1))
+
+
+def count_complexity(model: nn.Module,
+                     input_size: int = 224) -> Dict[str, int]:
+    """Count any classification network at :data:`COUNTING_CONVENTION`.
+
+    Args:
+        model (nn.Module): Takes (1, 3, input_size, input_size) images; it
+            is switched to eval mode (BN in train mode would count the same,
+            but would update running statistics).
+        input_size (int): Square input side. Default: 224.
+
+    Returns:
+        dict: ``macs`` (int, multiply-adds for one image) and ``params``
+        (int, all parameters of ``model``).
+    """
+    model.eval()
+    inputs = (torch.zeros(1, 3, input_size, input_size), )
+    analyzer = FlopAnalyzer(model, inputs)
+    analyzer.set_op_handle(**{op: _not_counted for op in _UNCOUNTED_OPS})
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    with torch.no_grad():
+        macs = analyzer.total()
+    return dict(macs=int(macs), params=int(parameter_count(model)['']))
+
+
+def classifier_complexity(backbone_cfg: dict,
+                          input_size: int = 224,
+                          num_classes: int = 1000) -> Dict[str, int]:
+    """Count a backbone config as a classifier, at the paper's convention.
+
+    Args:
+        backbone_cfg (dict): An mmdet ``MODELS`` config of a backbone of this
+            package, e.g. ``dict(type='ShuffleNetV2', arch='1.0x')``.
+            ``out_indices`` and ``init_cfg`` in it are ignored.
+        input_size (int): Square input side. Default: 224.
+        num_classes (int): Classifier outputs. Default: 1000.
+
+    Returns:
+        dict: ``macs`` (int, multiply-adds for one image, see
+        :data:`COUNTING_CONVENTION`) and ``params`` (int, backbone +
+        classifier parameters).
+    """
+    cfg = copy.deepcopy(backbone_cfg)
+    cfg.pop('init_cfg', None)
+    cfg.pop('out_indices', None)
+    model = BackboneClassifier(MODELS.build(cfg), num_classes)
+    return count_complexity(model, input_size)
+
+
+def table7_complexity(families: Optional[Sequence[str]] = None
+                      ) -> List[dict]:
+    """Count every cell of :data:`TABLE7_BACKBONES` (or of some families).
+
+    Levels are defined at 224x224, so this always counts at 224x224.
+
+    Args:
+        families (Sequence[str], optional): Keys of :data:`TABLE7_BACKBONES`.
+            Default: all five, in table order.
+
+    Returns:
+        list[dict]: One row per (family, level) with keys ``family``,
+        ``level``, ``cfg``, ``macs``, ``params``, ``level_ratio`` (macs /
+        level), ``within_tolerance`` (``|level_ratio - 1| <=
+        LEVEL_TOLERANCE``) and ``paper`` (the :data:`PAPER_COMPLEXITY` entry).
+
+    Raises:
+        ValueError: If a family is not a key of :data:`TABLE7_BACKBONES`.
+    """
+    families = list(TABLE7_BACKBONES) if families is None else list(families)
+    unknown = [f for f in families if f not in TABLE7_BACKBONES]
+    if unknown:
+        raise ValueError(f'unknown Table 7 families {unknown}; expected some '
+                         f'of {list(TABLE7_BACKBONES)}')
+    rows = []
+    for family in families:
+        for level, cfg in TABLE7_BACKBONES[family].items():
+            result = classifier_complexity(cfg)
+            ratio = result['macs'] / (LEVELS[level] * 1e6)
+            rows.append(dict(family=family, level=level, cfg=cfg, **result,
+                             level_ratio=ratio,
+                             within_tolerance=abs(ratio - 1)
+                             <= LEVEL_TOLERANCE,
+                             paper=PAPER_COMPLEXITY[family][level]))
+    return rows

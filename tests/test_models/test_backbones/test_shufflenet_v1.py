@@ -1,0 +1,154 @@
+import pytest
+import torch
+from mmdet.registry import MODELS
+
+import shufflenet_det  # noqa: F401  (registers the backbones)
+from shufflenet_det.complexity import (LEVEL_TOLERANCE, LEVELS,
+                                       PAPER_COMPLEXITY, TABLE7_BACKBONES,
+                                       classifier_complexity)
+from shufflenet_det.models.backbones import ShuffleNetV1
+from .utils import bn_running_stats, check_norm_state
+
+ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
+# arch: (stage2, stage3, stage4) channels, megvii ShuffleNetV1 g=3.
+CHANNELS = {'0.5x': (120, 240, 480), '1.0x': (240, 480, 960),
+            '1.5x': (360, 720, 1440), '2.0x': (480, 960, 1920)}
+LEVEL_OF = dict(zip(ARCHS, LEVELS))
+
+
+def _re(text: str) -> str:
+    return text.replace('(', r'\(').replace(')', r'\)').replace('.', r'\.')
+
+
+@pytest.mark.parametrize('kwargs, culprit', [
+    (dict(arch='3.0x'), '3.0x'),
+    (dict(arch=0.75), '0.75'),
+    (dict(arch=dict(stem=24, channels=(240, 480, 960), repeats=(4, 8, 4))),
+     'groups'),
+    (dict(arch=dict(stem=24, channels=(240, 480, 960), repeats=(4, 8, 4),
+                    groups=7)), 'groups=7'),
+    (dict(out_indices=(3,)), '(3,)'),
+    (dict(out_indices=()), '()'),
+    (dict(frozen_stages=4), '4'),
+    (dict(frozen_stages=-2), '-2'),
+])
+def test_invalid_arguments_name_the_value(kwargs, culprit):
+    with pytest.raises(ValueError, match=_re(culprit)):
+        ShuffleNetV1(**kwargs)
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_output_shapes_every_index(arch):
+    model = ShuffleNetV1(arch, out_indices=(0, 1, 2)).eval()
+    with torch.no_grad():
+        feats = model(torch.rand(1, 3, 224, 224))
+    assert [tuple(f.shape) for f in feats] == [
+        (1, c, s, s) for c, s in zip(CHANNELS[arch], (28, 14, 7))]
+    assert model.out_channels == CHANNELS[arch]
+    assert model.out_strides == (8, 16, 32)
+
+
+@pytest.mark.parametrize('index', [0, 1, 2])
+def test_single_out_index(index):
+    model = ShuffleNetV1('0.5x', out_indices=(index,)).eval()
+    (feat,) = model(torch.rand(2, 3, 64, 96))
+    stride = model.stage_strides[index]
+    assert tuple(feat.shape) == (2, CHANNELS['0.5x'][index], 64 // stride,
+                                 96 // stride)
+
+
+def test_default_outputs_feed_rpn_at_16_and_head_at_32():
+    model = MODELS.build(dict(type='ShuffleNetV1', arch=1.0))
+    assert isinstance(model, ShuffleNetV1)
+    assert model.out_strides == (16, 32)
+    assert model.out_channels == (480, 960)
+
+
+def test_unit_structure():
+    model = ShuffleNetV1('1.0x')
+    first, second = model.layers[0][0], model.layers[0][1]
+    # Stage2's first 1x1 conv sees the 24-channel stem: not grouped.
+    assert first.g_conv_1x1_compress.conv.groups == 1
+    assert second.g_conv_1x1_compress.conv.groups == 3
+    assert model.layers[1][0].g_conv_1x1_compress.conv.groups == 3
+    # Bottleneck = out/4; stride-2 main branch makes out - in channels.
+    assert first.g_conv_1x1_compress.conv.out_channels == 60
+    assert first.g_conv_1x1_expand.conv.out_channels == 240 - 24
+    assert model.layers[1][0].g_conv_1x1_expand.conv.out_channels == 240
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 1, 3])
+def test_frozen_stages(frozen_stages):
+    model = ShuffleNetV1('0.5x', frozen_stages=frozen_stages,
+                         out_indices=(0, 1, 2))
+    model.train()
+    frozen = [model.stem] + list(model.layers[:frozen_stages])
+    trainable = list(model.layers[frozen_stages:])
+    before = [bn_running_stats(m) for m in frozen]
+    model(torch.rand(2, 3, 64, 64))
+    for module, stats in zip(frozen, before):
+        assert all(not p.requires_grad for p in module.parameters())
+        assert check_norm_state(module.modules(), False)
+        for (m0, v0), (m1, v1) in zip(stats, bn_running_stats(module)):
+            assert torch.equal(m0, m1) and torch.equal(v0, v1)
+    for module in trainable:
+        assert all(p.requires_grad for p in module.parameters())
+        assert check_norm_state(module.modules(), True)
+
+
+@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='SyncBN')])
+def test_norm_eval(norm_cfg):
+    model = ShuffleNetV1('0.5x', norm_cfg=norm_cfg, norm_eval=True)
+    model.train()
+    assert check_norm_state(model.modules(), False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_with_cp_matches_plain_forward_and_backward():
+    torch.manual_seed(0)
+    ref = ShuffleNetV1('0.5x', norm_eval=True)
+    cp_model = ShuffleNetV1('0.5x', norm_eval=True, with_cp=True)
+    cp_model.load_state_dict(ref.state_dict())
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    outs = [sum(f.sum() for f in m.train()(x)) for m in (ref, cp_model)]
+    grads = [torch.autograd.grad(o, x)[0] for o in outs]
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_macs_within_10_percent_of_level_and_2_of_table8(arch):
+    level = LEVEL_OF[arch]
+    cfg = TABLE7_BACKBONES['ShuffleNet v1'][level]
+    assert cfg == dict(type='ShuffleNetV1', arch=arch)
+    mmacs = classifier_complexity(cfg)['macs'] / 1e6
+    assert abs(mmacs / LEVELS[level] - 1) <= LEVEL_TOLERANCE
+    # Same channel table as the paper's rows, so close to its numbers too.
+    paper = PAPER_COMPLEXITY['ShuffleNet v1'][level]['mflops']
+    assert abs(mmacs / paper - 1) <= 0.02
+
+
+def test_mmpretrain_layout_loads(tmp_path):
+    torch.manual_seed(0)
+    src = ShuffleNetV1('1.0x')
+    # mmpretrain classifier checkpoint: backbone keys under 'backbone.',
+    # same unit names as ours, stem conv called 'conv1'.
+    state = {f'backbone.{k.replace("stem.0.", "conv1.")}': v
+             for k, v in src.state_dict().items()}
+    state['head.fc.weight'] = torch.zeros(1000, 960)
+    path = tmp_path / 'mmpretrain.pth'
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    dst = ShuffleNetV1('1.0x', init_cfg=dict(type='Pretrained',
+                                             checkpoint=str(path)))
+    dst.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+
+
+def test_wrong_width_checkpoint_names_the_key(tmp_path):
+    path = tmp_path / 'x1.pth'
+    torch.save(ShuffleNetV1('1.0x').state_dict(), path)
+    model = ShuffleNetV1('0.5x', init_cfg=dict(type='Pretrained',
+                                               checkpoint=str(path)))
+    with pytest.raises(ValueError, match=r'stem\.0\.conv\.weight'):
+        model.init_weights()

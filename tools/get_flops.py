@@ -1,0 +1,90 @@
+"""Print backbone complexity at 224x224 beside the paper's numbers.
+
+Counts multiply-adds with ``mmengine.analysis`` on each backbone wrapped as a
+1000-class classifier (global average pool + fc), the convention of the
+paper's Tables 5, 7 and 8, and prints Table 7's 5 families x 4 levels.
+
+Examples:
+    python tools/get_flops.py                         # the whole 5 x 4 table
+    python tools/get_flops.py --families "ShuffleNet v2" "ShuffleNet v2*"
+    python tools/get_flops.py --json work_dirs/complexity.json
+"""
+import argparse
+import json
+
+from shufflenet_det.complexity import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
+                                       TABLE7_BACKBONES, table7_complexity)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--families', nargs='+', choices=list(TABLE7_BACKBONES),
+                        help='Table 7 rows to count (default: all five)')
+    parser.add_argument('--json', help='also write the rows to this JSON file')
+    return parser.parse_args()
+
+
+def _fmt(value, spec):
+    return '—' if value is None else format(value, spec)
+
+
+def _vs_paper(row) -> str:
+    paper = row['paper']['mflops']
+    return '—' if paper is None else f"{100 * (row['macs'] / 1e6 / paper - 1):+.1f}%"
+
+
+def format_table(rows) -> str:
+    """Markdown table: ours (MMACs, params) beside the paper's column."""
+    lines = [
+        '| Backbone | Level | Config | MMACs (ours) | vs level | '
+        'Params (ours) | Paper MFLOPs | vs paper | Paper params | Paper row |',
+        '|---|---|---|---:|---:|---:|---:|---:|---:|---|']
+    for r in rows:
+        cfg = ', '.join(f'{k}={v}' for k, v in r['cfg'].items() if k != 'type')
+        flag = '' if r['within_tolerance'] else ' (!)'
+        lines.append(
+            f"| {r['family']} | {r['level']} | {r['cfg']['type']}({cfg}) | "
+            f"{r['macs'] / 1e6:.1f} | {100 * (r['level_ratio'] - 1):+.1f}%"
+            f"{flag} | {r['params'] / 1e6:.3f} M | "
+            f"{_fmt(r['paper']['mflops'], 'g')} | {_vs_paper(r)} | "
+            f"{_fmt(r['paper']['mparams'], 'g')}{' M' if r['paper']['mparams'] else ''} | "
+            f"{r['paper']['model']} "
+            f"({r['paper']['source']}) |")
+    return '\n'.join(lines)
+
+
+def _notes(rows) -> list:
+    """V2*'s extra multiply-adds over V2, and which flags are the paper's own."""
+    by_cell = {(r['family'], r['level']): r for r in rows}
+    notes = []
+    for (family, level), star in by_cell.items():
+        base = by_cell.get(('ShuffleNet v2', level))
+        if family == 'ShuffleNet v2*' and base:
+            notes.append(f'ShuffleNet v2* {level}: +{(star["macs"] - base["macs"]) / 1e6:.1f} '
+                         f'MMACs over ShuffleNet v2 (the extra 3x3 depthwise convs).')
+    if any(r['family'].startswith('ShuffleNet v2') and not r['within_tolerance']
+           for r in rows):
+        notes.append('ShuffleNet v2 2x is the paper\'s own 500M-level model '
+                     '(591 MFLOPs in Table 5), hence its distance to the level.')
+    return notes
+
+
+def main():
+    args = parse_args()
+    rows = table7_complexity(args.families)
+    print(f'Counting convention: {COUNTING_CONVENTION}.')
+    print(f'"vs level" compares with the Table 7 level (40/140/300/500 M); '
+          f'(!) marks more than {LEVEL_TOLERANCE:.0%} away.\n')
+    print(format_table(rows))
+    notes = _notes(rows)
+    if notes:
+        print('\n' + '\n'.join(notes))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump([{k: v for k, v in r.items()} for r in rows], f,
+                      indent=2)
+        print(f'\nwrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()
