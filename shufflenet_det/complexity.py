@@ -126,15 +126,18 @@ class BackboneClassifier(nn.Module):
     """A backbone's last stage + global average pool + linear classifier.
 
     Args:
-        backbone (BaseDetBackbone): Any backbone of this package; its
-            ``out_indices`` are switched to the last stage only.
+        backbone (BaseDetBackbone): Any backbone of this package, built
+            with ``out_indices=(last stage,)`` so every stage exists.
         num_classes (int): Classifier outputs. Default: 1000.
     """
 
     def __init__(self, backbone: nn.Module, num_classes: int = 1000) -> None:
         super().__init__()
-        # The classifier network is the whole backbone: run every stage.
-        backbone.out_indices = (len(backbone.layers) - 1, )
+        # The classifier network is the whole backbone, every stage built.
+        if len(backbone.layers) != len(backbone.stage_channels):
+            raise ValueError(f'{type(backbone).__name__} must be built with '
+                             'out_indices=(last stage,) to count as a '
+                             f'classifier; got {backbone.out_indices}')
         self.backbone = backbone
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(backbone.stage_channels[-1], num_classes)
@@ -190,6 +193,9 @@ def classifier_complexity(backbone_cfg: dict,
     cfg = copy.deepcopy(backbone_cfg)
     cfg.pop('init_cfg', None)
     cfg.pop('out_indices', None)
+    # Stages after the last out index are not built: ask for the last one.
+    num_stages = len(MODELS.build(cfg).stage_channels)
+    cfg['out_indices'] = (num_stages - 1, )
     model = BackboneClassifier(MODELS.build(cfg), num_classes)
     return count_complexity(model, input_size)
 

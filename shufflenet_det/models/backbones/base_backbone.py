@@ -69,6 +69,11 @@ class BaseDetBackbone(BaseModule):
             raise ValueError(f'{type(self).__name__}: frozen_stages must be '
                              f'in range(-1, {num + 1}). '
                              f'But received {self.frozen_stages!r}')
+        # Stages after the last requested output can never reach a head: not
+        # keeping them saves their compute and leaves DDP no parameter
+        # without a gradient. ``stage_channels``/``stage_strides`` still
+        # describe the full network.
+        del self.layers[max(self.out_indices) + 1:]
         self._freeze_stages()
 
     @property
@@ -85,8 +90,7 @@ class BaseDetBackbone(BaseModule):
     def _frozen_modules(self):
         if self.frozen_stages >= 0:
             yield self.stem
-        for i in range(max(self.frozen_stages, 0)):
-            yield self.layers[i]
+        yield from self.layers[:max(self.frozen_stages, 0)]
 
     def _freeze_stages(self) -> None:
         for module in self._frozen_modules():

@@ -159,7 +159,7 @@ class MobileNetV2Det(BaseDetBackbone):
         # last conv, each a Sequential of (conv, bn[, act]).
         m = re.fullmatch(r'features\.(\d+)\.([01])\.(.+)', key)
         if m and int(m[1]) in (0, last):
-            where = 'stem' if m[1] == '0' else f'layers.{len(self.layers) - 1}'
+            where = 'stem' if m[1] == '0' else f'layers.{len(self.stage_channels) - 1}'
             return f'{where}.{("conv", "bn")[int(m[2])]}.{m[3]}'
         m = re.fullmatch(r'features\.(\d+)\.conv\.(\d+)\.(?:(\d)\.)?(.+)', key)
         if m and int(m[1]) in blocks:
@@ -180,7 +180,7 @@ class MobileNetV2Det(BaseDetBackbone):
         if key.startswith('conv1.'):
             return 'stem.' + key[len('conv1.'):]
         if key.startswith('conv2.'):
-            return f'layers.{len(self.layers) - 1}.' + key[len('conv2.'):]
+            return f'layers.{len(self.stage_channels) - 1}.' + key[len('conv2.'):]
         m = re.fullmatch(r'layer(\d)\.(\d+)\.conv\.(\d)\.(.+)', key)
         if m and 1 <= int(m[1]) <= len(self.arch_settings):
             g = int(m[1]) - 1
