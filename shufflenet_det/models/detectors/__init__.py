@@ -1,1 +1,3 @@
-__all__ = []
+from .light_head_rcnn import LightHeadRCNN
+
+__all__ = ['LightHeadRCNN']

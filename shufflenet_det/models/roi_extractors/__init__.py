@@ -1,1 +1,3 @@
-__all__ = []
+from .ps_roi_extractor import PSRoIExtractor
+
+__all__ = ['PSRoIExtractor']

@@ -1,1 +1,3 @@
-__all__ = []
+from .light_head_roi_head import LightHeadRoIHead
+
+__all__ = ['LightHeadRoIHead']

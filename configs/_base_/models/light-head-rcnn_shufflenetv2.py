@@ -1,0 +1,160 @@
+# Light-Head R-CNN (Li et al., arXiv 1711.07264), the fast setting used with
+# every backbone of ShuffleNet V2's Table 7: no atrous conv, 256-channel RPN,
+# large separable conv k=15 with C_mid=64 (setting 'S'), PSRoIAlign, and an
+# R-CNN subnet 490 -> FC 2048 -> cls/reg. Values follow the official code
+# (zengarden/light_head_rcnn, experiments/.../ps_roialign/config.py).
+#
+# Widths and strides that depend on the backbone are NOT written here:
+# LightHeadRCNN fills rpn_head.in_channels, anchor strides,
+# roi_head.lsc.in_channels and bbox_roi_extractor.featmap_strides from the
+# built backbone (out_channels / out_strides), so leaf configs only swap
+# the backbone dict.
+model = dict(
+    type='LightHeadRCNN',
+    # torchvision ImageNet weights expect RGB, /255 and ImageNet mean/std.
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=32),
+    backbone=dict(
+        type='ShuffleNetV2',
+        arch='1.0x',
+        extra_dw=False,
+        # (stage3 stride 16, stage4 stride 32).
+        out_indices=(1, 2),
+        # Official recipe: stem + first stage frozen, BN frozen everywhere
+        # (statistics and affine parameters).
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),
+        norm_eval=True,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='torchvision://shufflenet_v2_x1_0.imagenet1k_v1')),
+    # Indices into the backbone's output tuple (ordered like out_indices):
+    # the RPN reads stage3 (stride 16), the light head reads stage4
+    # (stride 32), as in the paper's fast Light-Head model.
+    rpn_in_index=0,
+    rcnn_in_index=1,
+    rpn_head=dict(
+        type='RPNHead',
+        feat_channels=256,
+        anchor_generator=dict(
+            type='AnchorGenerator',
+            # Anchor sizes 32..512 px on the stride-16 map.
+            scales=[2, 4, 8, 16, 32],
+            ratios=[0.5, 1.0, 2.0]),
+        bbox_coder=dict(
+            type='DeltaXYWHBBoxCoder',
+            target_means=[.0, .0, .0, .0],
+            target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+        # Official smooth L1 with sigma=3, i.e. beta = 1 / sigma^2.
+        loss_bbox=dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),
+    roi_head=dict(
+        type='LightHeadRoIHead',
+        lsc=dict(
+            type='LargeSeparableConv',
+            mid_channels=64,  # 'S' setting; the ResNet-101 model uses 256
+            out_channels=490,  # 10 x 7 x 7
+            kernel_size=15),
+        bbox_roi_extractor=dict(
+            type='PSRoIExtractor',
+            roi_layer=dict(type='PSRoIAlign', output_size=7,
+                           sampling_ratio=2),
+            out_channels=10),
+        # R-CNN subnet: flatten 10x7x7 = 490 -> FC 2048 + ReLU -> 81-way
+        # softmax and class-specific deltas; mmdet's ConvFCBBoxHead with one
+        # shared FC is exactly this.
+        bbox_head=dict(
+            type='ConvFCBBoxHead',
+            num_shared_convs=0,
+            num_shared_fcs=1,
+            in_channels=10,
+            roi_feat_size=7,
+            with_avg_pool=False,
+            fc_out_channels=2048,
+            num_classes=80,
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[0., 0., 0., 0.],
+                target_stds=[0.1, 0.1, 0.2, 0.2]),
+            reg_class_agnostic=False,
+            loss_cls=dict(
+                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+            # Official: smooth L1 (sigma=1) on the box, then loss_box *= 2.
+            loss_bbox=dict(type='SmoothL1Loss', beta=1.0, loss_weight=2.0),
+            # Official initialisation: N(0, 0.01) for the FC and the
+            # classifier, N(0, 0.001) for the box regressor.
+            init_cfg=[
+                dict(type='Normal', std=0.01,
+                     override=[dict(name='shared_fcs'), dict(name='fc_cls')]),
+                dict(type='Normal', std=0.001, override=dict(name='fc_reg'))
+            ])),
+    train_cfg=dict(
+        rpn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.7,
+                neg_iou_thr=0.3,
+                min_pos_iou=0.3,
+                match_low_quality=True,
+                ignore_iof_thr=-1),
+            sampler=dict(
+                type='RandomSampler',
+                num=256,
+                pos_fraction=0.5,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=False),
+            allowed_border=0,
+            pos_weight=-1,
+            debug=False),
+        rpn_proposal=dict(
+            nms_pre=12000,
+            max_per_img=2000,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.5,
+                min_pos_iou=0.5,
+                match_low_quality=False,
+                ignore_iof_thr=-1),
+            # R-CNN sampling = the official OHEM, not mmdet's OHEMSampler.
+            # Official: every proposal plus every GT box is a candidate
+            # (TRAIN.BATCH_SIZE=-1), and only the 256 x images_per_gpu RoIs
+            # of the batch with the largest cls + box loss are
+            # back-propagated (sum_ohem_loss). The sampler below keeps all
+            # candidates (num > 2000 proposals + GT, pos_fraction=1);
+            # LightHeadRoIHead applies the top-k. mmdet's OHEMSampler instead
+            # ranks by classification loss only, keeps a fixed positive
+            # fraction, and reruns the head per image. The paper says the
+            # ShuffleNet V2 detectors "follow the same training and test
+            # protocols" as Light-Head R-CNN, hence the official rule. For
+            # mmdet's usual sampling set ohem_topk=None and
+            # sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25).
+            sampler=dict(
+                type='RandomSampler',
+                num=4096,
+                pos_fraction=1.0,
+                neg_pos_ub=-1,
+                add_gt_as_proposals=True),
+            ohem_topk=256,
+            pos_weight=-1,
+            debug=False)),
+    test_cfg=dict(
+        rpn=dict(
+            nms_pre=6000,
+            max_per_img=1000,
+            nms=dict(type='nms', iou_threshold=0.7),
+            min_bbox_size=0),
+        rcnn=dict(
+            # Official .ps_roialign test: no score threshold, per-class NMS
+            # 0.5, 100 detections per image.
+            score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=100)))

@@ -1,0 +1,6 @@
+# Table 7, ShuffleNet v2 at the 140 MFLOPs level.
+_base_ = [
+    '../_base_/models/light-head-rcnn_shufflenetv2.py',
+    '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/schedule_150k.py', '../_base_/default_runtime.py'
+]

@@ -1,0 +1,3 @@
+from .cpu_dist_runner import CPUDistRunner
+
+__all__ = ['CPUDistRunner']

@@ -1,0 +1,3 @@
+from .robust_coco_metric import RobustCocoMetric
+
+__all__ = ['RobustCocoMetric']

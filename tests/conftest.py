@@ -1,0 +1,74 @@
+"""Shared fixtures and helpers for the shufflenet_det test suite."""
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / 'configs'
+# ../shared/data/coco-mini next to the clone (DEVELOPERS.md); read in place.
+COCO_MINI = Path(__file__).resolve().parents[2] / 'shared/data/coco-mini'
+COCO_MINI_SKIP = pytest.mark.skipif(
+    not (COCO_MINI / 'annotations/instances_train2017.json').is_file(),
+    reason=f'coco-mini not found at {COCO_MINI} (../shared/data/coco-mini)')
+
+
+def base_model_cfg():
+    """``model`` of the base Light-Head config, without pretrained weights."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        str(CONFIGS / '_base_/models/light-head-rcnn_shufflenetv2.py'))
+    cfg.model.backbone.init_cfg = None
+    return cfg.model
+
+
+def leaf_configs():
+    """Every config under configs/ except the _base_ fragments."""
+    return sorted(p for p in CONFIGS.rglob('*.py')
+                  if '_base_' not in p.relative_to(CONFIGS).parts)
+
+
+def make_data_samples(image_shape=(128, 160), boxes=((10., 20., 60., 90.),
+                                                     (70., 30., 150., 120.)),
+                      labels=(3, 17), batch_size=1):
+    """DetDataSamples with ``gt_instances`` for a padded H x W batch.
+
+    Args:
+        image_shape (tuple[int, int]): (H, W) of every image.
+        boxes (Sequence[Sequence[float]]): x1, y1, x2, y2 per object; empty
+            for an image without objects.
+        labels (Sequence[int]): Class index (0..79) per object.
+        batch_size (int): Number of identical samples.
+
+    Returns:
+        list[DetDataSample]
+    """
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    samples = []
+    h, w = image_shape
+    for i in range(batch_size):
+        sample = DetDataSample(metainfo=dict(
+            img_id=i, img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+            batch_input_shape=(h, w), scale_factor=(1., 1.)))
+        gt = InstanceData()
+        gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+        gt.labels = torch.tensor(labels, dtype=torch.long).reshape(-1)
+        sample.gt_instances = gt
+        sample.ignored_instances = InstanceData(
+            bboxes=torch.zeros(0, 4), labels=torch.zeros(0, dtype=torch.long))
+        samples.append(sample)
+    return samples
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _mmdet_scope():
+    from mmdet.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import shufflenet_det  # noqa: F401  (registers our components)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

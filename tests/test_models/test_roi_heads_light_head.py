@@ -1,0 +1,140 @@
+"""LightHeadRoIHead: losses with/without GT, official top-k OHEM, predict."""
+import copy
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmengine.structures import InstanceData
+
+from tests.conftest import base_model_cfg, make_data_samples
+
+IMG = (128, 160)
+C_IN = 32  # channels of the stride-32 feature fed to the head
+
+
+def build_head(**train_overrides):
+    model = base_model_cfg()
+    head = copy.deepcopy(model.roi_head)
+    head.lsc.in_channels = C_IN
+    head.bbox_roi_extractor.featmap_strides = [32]
+    head.train_cfg = copy.deepcopy(model.train_cfg.rcnn)
+    head.train_cfg.update(train_overrides)
+    head.test_cfg = model.test_cfg.rcnn
+    roi_head = MODELS.build(head)
+    roi_head.init_weights()
+    return roi_head
+
+
+def proposals(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([120., 90.])
+    wh = 8 + torch.rand(n, 2, generator=g) * 40
+    boxes = torch.cat([xy, (xy + wh).clamp(max=torch.tensor([159., 127.]))],
+                      dim=1)
+    return [InstanceData(bboxes=boxes, scores=torch.rand(n, generator=g))]
+
+
+def feats():
+    return (torch.rand(1, C_IN, IMG[0] // 32, IMG[1] // 32), )
+
+
+def test_subnet_is_490_fc2048_cls81_reg320():
+    head = build_head()
+    fc = head.bbox_head.shared_fcs
+    assert len(fc) == 1 and fc[0].in_features == 490 \
+        and fc[0].out_features == 2048
+    assert head.bbox_head.fc_cls.out_features == 81
+    assert head.bbox_head.fc_reg.out_features == 4 * 80
+    assert head.lsc.in_channels == C_IN and head.lsc.mid_channels == 64
+    cls_score, bbox_pred = head.forward(feats(), proposals(),
+                                        make_data_samples(IMG))
+    assert cls_score.shape == (40, 81) and bbox_pred.shape == (40, 320)
+
+
+def test_loss_with_gt_is_finite_and_nonzero():
+    head = build_head()
+    losses = head.loss(feats(), proposals(), make_data_samples(IMG))
+    assert set(losses) >= {'loss_cls', 'loss_bbox', 'acc'}
+    for key in ('loss_cls', 'loss_bbox'):
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    (losses['loss_cls'] + losses['loss_bbox']).backward()
+    assert head.lsc.col[0].weight.grad.abs().sum() > 0
+
+
+def test_loss_without_gt_has_zero_box_loss():
+    head = build_head()
+    samples = make_data_samples(IMG, boxes=(), labels=())
+    losses = head.loss(feats(), proposals(), samples)
+    assert losses['loss_cls'] > 0
+    assert losses['loss_bbox'] == 0
+
+
+def test_ohem_backprops_only_the_topk_of_the_batch(monkeypatch):
+    head = build_head(ohem_topk=5)
+    seen = {}
+    original = head.bbox_head.loss
+
+    def spy(cls_score, *args, **kwargs):
+        seen['n'] = cls_score.shape[0]
+        return original(cls_score, *args, **kwargs)
+
+    monkeypatch.setattr(head.bbox_head, 'loss', spy)
+    head.loss(feats(), proposals(), make_data_samples(IMG))
+    assert seen['n'] == 5
+    # Without OHEM every sampled RoI (40 proposals + 2 GT) is used.
+    head.ohem_topk = None
+    head.loss(feats(), proposals(), make_data_samples(IMG))
+    assert seen['n'] == 42
+
+
+def test_hardest_rois_ranks_by_cls_plus_box_loss():
+    head = build_head()
+    num_classes = head.bbox_head.num_classes
+    cls_score = torch.zeros(4, num_classes + 1)
+    cls_score[:, num_classes] = 10.  # confident background everywhere
+    labels = torch.tensor([num_classes, 2, num_classes, 5])
+    bbox_pred = torch.zeros(4, 4 * num_classes)
+    targets = torch.zeros(4, 4)
+    targets[3] = 3.  # RoI 3: wrong class and a large box error
+    weights = torch.zeros(4, 4)
+    weights[[1, 3]] = 1.
+    keep = head.hardest_rois(cls_score, bbox_pred, labels, torch.ones(4),
+                             targets, weights, k=2)
+    assert keep.tolist() == [3, 1]
+    assert len(head.hardest_rois(cls_score, bbox_pred, labels, torch.ones(4),
+                                 targets, weights, k=10)) == 4
+
+
+def test_predict_keeps_at_most_100_per_image():
+    head = build_head().eval()
+    with torch.no_grad():
+        results = head.predict(feats(), proposals(n=200),
+                               make_data_samples(IMG), rescale=False)
+    assert len(results) == 1
+    res = results[0]
+    assert res.bboxes.shape[1] == 4 and len(res.bboxes) <= 100
+    assert len(res.scores) == len(res.labels) == len(res.bboxes)
+
+
+@pytest.mark.parametrize('path, value, match', [
+    (('lsc', 'out_channels'), 392, 'lsc.out_channels'),
+    (('bbox_head', 'in_channels'), 8, 'in_channels'),
+    (('bbox_head', 'roi_feat_size'), 5, 'roi_feat_size'),
+    (('train_cfg', 'ohem_topk'), 0, 'ohem_topk'),
+])
+def test_inconsistent_widths_name_the_key(path, value, match):
+    model = base_model_cfg()
+    head = copy.deepcopy(model.roi_head)
+    head.lsc.in_channels = C_IN
+    head.bbox_roi_extractor.featmap_strides = [32]
+    head.train_cfg = copy.deepcopy(model.train_cfg.rcnn)
+    head.test_cfg = model.test_cfg.rcnn
+    head[path[0]][path[1]] = value
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(head)
+
+
+def test_more_than_one_feature_map_is_rejected():
+    head = build_head()
+    with pytest.raises(ValueError, match='exactly one feature map'):
+        head.forward(feats() * 2, proposals(), make_data_samples(IMG))

@@ -1,0 +1,88 @@
+"""Test (and evaluate) a checkpoint (mmdet's tools/test.py, trimmed).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PRED.pkl]
+        [--metrics-out METRICS.json] [--cfg-options key=value ...]
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from datetime import datetime
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+# Let a fresh clone run without `pip install -e .`.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--work-dir', help='the dir to save logs and evaluation metrics')
+    parser.add_argument(
+        '--out', help='dump raw predictions to this .pkl file')
+    parser.add_argument(
+        '--metrics-out',
+        help='write the evaluator metrics (e.g. coco/bbox_mAP) to this .json')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs, e.g. '
+        'test_dataloader.dataset.data_root=/data/coco/ '
+        'test_evaluator.ann_file=/data/coco/annotations/'
+        'instances_val2017.json')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        parser.error(f'--out must name a .pkl file, got {args.out}')
+    return args
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+
+    # As mmdet's tools: a config may pick a Runner subclass (e.g.
+    # CPUDistRunner, which makes dist_test.sh work without CUDA).
+    if 'runner_type' in cfg:
+        from mmdet.registry import RUNNERS
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    if args.out is not None:
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    if args.metrics_out is not None and runner.rank == 0:
+        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)),
+                    exist_ok=True)
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() \
+            else f'CPU ({os.cpu_count()} cores), no GPU'
+        with open(args.metrics_out, 'w') as f:
+            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
+                           date=datetime.now().astimezone().isoformat(
+                               timespec='seconds'),
+                           device=device, metrics=metrics), f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
