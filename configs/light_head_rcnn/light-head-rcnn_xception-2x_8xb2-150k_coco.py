@@ -1,0 +1,6 @@
+# Table 7, Xception at the 500 MFLOPs level. Like the 1x config: no public
+# ImageNet weights exist for this backbone, so training starts from scratch
+# unless you supply weights (see the 1x config).
+_base_ = './light-head-rcnn_xception-1x_8xb2-150k_coco.py'
+
+model = dict(backbone=dict(arch='2.0x'))

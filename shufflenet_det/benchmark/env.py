@@ -1,0 +1,92 @@
+"""Where and how a benchmark ran: device, threads, versions, date, command."""
+import datetime
+import importlib
+import os
+import platform
+import shlex
+import sys
+from typing import Dict, List, Optional
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo, else ``platform.processor()``."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable device description, e.g. ``'2-core x86_64 CPU (AMD
+    EPYC)'`` or ``'NVIDIA H100 80GB HBM3'``."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return (f'{os.cpu_count()}-core {platform.machine()} CPU '
+            f'({cpu_name()})')
+
+
+def library_versions(names: Optional[List[str]] = None) -> Dict[str, str]:
+    """``__version__`` of each library, ``'missing'`` when not importable."""
+    names = names or ['torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet',
+                      'numpy', 'shufflenet_det']
+    versions = {'python': platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = str(importlib.import_module(name).__version__)
+        except Exception:  # noqa: BLE001  (any import failure = missing)
+            versions[name] = 'missing'
+    return versions
+
+
+def load_average() -> Optional[List[float]]:
+    """1, 5 and 15 minute load averages (as ``uptime``), None if unknown."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def command_line() -> str:
+    """The command that started this process, shell-quoted."""
+    return shlex.join(['python'] + sys.argv)
+
+
+def environment(device: torch.device) -> dict:
+    """Everything a result file needs to say where it was measured.
+
+    Args:
+        device (torch.device): The benchmark device.
+
+    Returns:
+        dict: ``device``, ``device_type``, ``torch_threads``,
+        ``torch_interop_threads``, ``omp_num_threads`` (environment), ``cuda``
+        (CUDA/cuDNN versions or None), ``versions``, ``date`` (local,
+        ISO 8601 with offset), ``command``, ``load_average``.
+    """
+    cuda = None
+    if device.type == 'cuda':
+        cuda = dict(cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version(),
+                    capability='.'.join(
+                        map(str, torch.cuda.get_device_capability(device))),
+                    cudnn_benchmark=torch.backends.cudnn.benchmark,
+                    tf32=dict(cudnn=torch.backends.cudnn.allow_tf32,
+                              matmul=torch.backends.cuda.matmul.allow_tf32))
+    return dict(
+        device=device_name(device),
+        device_type=device.type,
+        torch_threads=torch.get_num_threads(),
+        torch_interop_threads=torch.get_num_interop_threads(),
+        omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+        cuda=cuda,
+        versions=library_versions(),
+        date=datetime.datetime.now().astimezone().isoformat(
+            timespec='seconds'),
+        command=command_line(),
+        load_average=load_average())

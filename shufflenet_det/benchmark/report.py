@@ -1,0 +1,507 @@
+"""Table 7 of the ShuffleNet V2 paper from this project's measurements.
+
+Merges a benchmark JSON (``tools/benchmark.py``), COCO metrics JSONs
+(``tools/test.py --metrics-out``) and the complexity table
+(:mod:`shufflenet_det.complexity`) into the paper's layout: one row per
+backbone family, one column per complexity level, our number beside the
+paper's. A number this project did not measure is shown as :data:`MISSING`
+and stored as ``null``; nothing is filled in.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+#: How a missing number is shown.
+MISSING = '—'
+
+#: Table 7's rows (paper order) and columns.
+FAMILIES = ('Xception', 'ShuffleNet v1', 'MobileNet v2', 'ShuffleNet v2',
+            'ShuffleNet v2*')
+LEVELS = ('40M', '140M', '300M', '500M')
+
+#: The paper's Table 7 (Ma et al., ECCV 2018): COCO minival mmAP (%) and GPU
+#: images/s at batch 4, 800x1200 input, Light-Head R-CNN.
+PAPER_TABLE7: Dict[str, Dict[str, Dict[str, float]]] = {
+    'Xception': dict(mmap=dict(zip(LEVELS, (21.9, 29.0, 31.3, 32.9))),
+                     gpu_images_per_s=dict(zip(LEVELS, (178, 131, 101, 83)))),
+    'ShuffleNet v1': dict(mmap=dict(zip(LEVELS, (20.9, 27.0, 29.9, 32.9))),
+                          gpu_images_per_s=dict(zip(LEVELS,
+                                                    (152, 85, 76, 60)))),
+    'MobileNet v2': dict(mmap=dict(zip(LEVELS, (20.7, 24.4, 30.0, 30.6))),
+                         gpu_images_per_s=dict(zip(LEVELS,
+                                                   (146, 111, 94, 72)))),
+    'ShuffleNet v2': dict(mmap=dict(zip(LEVELS, (22.5, 29.0, 31.8, 33.3))),
+                          gpu_images_per_s=dict(zip(LEVELS,
+                                                    (188, 146, 109, 87)))),
+    'ShuffleNet v2*': dict(mmap=dict(zip(LEVELS, (23.7, 29.6, 32.2, 34.2))),
+                           gpu_images_per_s=dict(zip(LEVELS,
+                                                     (183, 138, 105, 83)))),
+}
+
+#: Key of the COCO bbox mmAP in mmdet's CocoMetric output (a fraction).
+MMAP_KEY = 'coco/bbox_mAP'
+
+
+def _normal(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def table7_cell(backbone_cfg: Optional[dict]) -> Optional[Dict[str, str]]:
+    """The (family, level) of Table 7 whose backbone config this is.
+
+    A cell of ``shufflenet_det.complexity.TABLE7_BACKBONES`` matches when
+    every key it sets has the same value in ``backbone_cfg``; among
+    matches, the cell setting the most keys wins (so ShuffleNet V2 with
+    ``extra_dw=True`` is v2*, not v2).
+
+    Args:
+        backbone_cfg (dict, optional): ``model.backbone`` of a config.
+
+    Returns:
+        dict | None: ``{'family': ..., 'level': ...}``, or None when nothing
+        matches or the complexity table is unavailable.
+    """
+    if not backbone_cfg:
+        return None
+    try:
+        from shufflenet_det.complexity import TABLE7_BACKBONES
+    except Exception:  # noqa: BLE001  (table absent: no mapping)
+        return None
+    best, best_keys = None, -1
+    for family, levels in TABLE7_BACKBONES.items():
+        for level, cell in levels.items():
+            if all(_normal(backbone_cfg.get(k)) == _normal(v)
+                   for k, v in cell.items()) and len(cell) > best_keys:
+                best, best_keys = dict(family=family, level=level), len(cell)
+    return best
+
+
+def load_json(path: str) -> dict:
+    """Read a JSON file, naming the file in any error."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f'table7: cannot read {path}: {exc}') from exc
+
+
+def metrics_cells(paths: Sequence[str],
+                  backbone_of=None) -> Dict[tuple, dict]:
+    """COCO metrics per Table 7 cell.
+
+    Args:
+        paths (Sequence[str]): ``tools/test.py --metrics-out`` files:
+            ``{"config": ..., "checkpoint": ..., "metrics": {...}}``.
+        backbone_of (Callable, optional): config path -> backbone cfg.
+            Default: read the config with mmengine.
+
+    Returns:
+        dict: ``(family, level) -> {"mmap": percent, "metrics": {...},
+        "file": path, "config": ...}``.
+
+    Raises:
+        ValueError: If a file lacks ``config`` or ``metrics['coco/bbox_mAP']``,
+            its config is not a Table 7 cell, or two files claim one cell.
+    """
+    if backbone_of is None:
+        def backbone_of(config):
+            from mmengine.config import Config
+            return Config.fromfile(config).model.get('backbone')
+    cells = {}
+    for path in paths:
+        data = load_json(path)
+        metrics = data.get('metrics') or {}
+        if 'config' not in data or MMAP_KEY not in metrics:
+            raise ValueError(f'table7: {path} needs "config" and '
+                             f'"metrics"["{MMAP_KEY}"] (tools/test.py '
+                             '--metrics-out writes them)')
+        cell = table7_cell(backbone_of(data['config']))
+        if cell is None:
+            raise ValueError(f'table7: {path}: config {data["config"]} is not '
+                             'a Table 7 backbone')
+        key = (cell['family'], cell['level'])
+        if key in cells:
+            raise ValueError(f'table7: {path} and {cells[key]["file"]} both '
+                             f'report {key}')
+        cells[key] = dict(mmap=100.0 * float(metrics[MMAP_KEY]),
+                          metrics=metrics, file=path, config=data['config'])
+    return cells
+
+
+def complexity_cells() -> Dict[tuple, dict]:
+    """Our MFLOPs at 224x224 per cell from :mod:`shufflenet_det.complexity`;
+    cells whose backbone cannot be built are left out (shown missing)."""
+    try:
+        from shufflenet_det.complexity import (TABLE7_BACKBONES,
+                                               classifier_complexity)
+    except Exception:  # noqa: BLE001
+        return {}
+    cells = {}
+    for family, levels in TABLE7_BACKBONES.items():
+        for level, cfg in levels.items():
+            try:
+                result = classifier_complexity(cfg)
+            except Exception:  # noqa: BLE001  (backbone not available)
+                continue
+            cells[(family, level)] = dict(mflops=result['macs'] / 1e6,
+                                          mparams=result['params'] / 1e6)
+    return cells
+
+
+def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
+          complexity: Dict[tuple, dict]) -> dict:
+    """Everything per Table 7 cell, ours beside the paper's.
+
+    Returns:
+        dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``
+        where unmeasured values are None), ``unplaced`` (benchmarked configs
+        that are no Table 7 cell, or failed), ``environment``, ``settings``,
+        ``gemm`` and ``peer`` from the benchmark.
+    """
+    speed = {}
+    unplaced = []
+    for result in (benchmark or {}).get('results', []):
+        cell = result.get('table7')
+        if cell and 'images_per_s' in result:
+            speed[(cell['family'], cell['level'])] = result
+        else:
+            unplaced.append(dict(name=result.get('name'),
+                                 config=result.get('config'),
+                                 error=result.get('error'),
+                                 images_per_s=result.get('images_per_s')))
+    cells = {}
+    for family in FAMILIES:
+        cells[family] = {}
+        for level in LEVELS:
+            key = (family, level)
+            bench = speed.get(key, {})
+            ours = dict(
+                mmap=metrics.get(key, {}).get('mmap'),
+                images_per_s=bench.get('images_per_s'),
+                peer_ratio=bench.get('peer_ratio'),
+                peer_ratio_interleaved=(bench.get('interleaved') or {}).get(
+                    'ratio'),
+                macs_per_batch=bench.get('macs_per_batch'),
+                gemm_fraction=bench.get('gemm_fraction'),
+                equivalence_ok=bench.get('equivalence_ok'),
+                config=bench.get('config') or metrics.get(key, {}).get(
+                    'config'),
+                mflops=complexity.get(key, {}).get('mflops'),
+                mparams=complexity.get(key, {}).get('mparams'))
+            paper = PAPER_TABLE7[family]
+            cells[family][level] = dict(
+                ours=ours,
+                paper=dict(mmap=paper['mmap'][level],
+                           gpu_images_per_s=paper['gpu_images_per_s'][level]))
+    benchmark = benchmark or {}
+    return dict(cells=cells, unplaced=unplaced,
+                environment=benchmark.get('environment'),
+                settings=benchmark.get('settings'),
+                gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
+
+
+def gemm_reference(gemm: dict) -> float:
+    """The GEMM rate that ``gemm_fraction`` values are relative to."""
+    return gemm.get('macs_per_s_reference', gemm['macs_per_s_best'])
+
+
+def _fmt(value, spec: str = '.1f') -> str:
+    return MISSING if value is None else format(value, spec)
+
+
+def _speed(images_per_s: Optional[dict]) -> str:
+    return MISSING if not images_per_s else f"{images_per_s['median']:.2f}"
+
+
+def _row_table(title: str, merged: dict, cell_fn) -> List[str]:
+    lines = [f'| {title} | ' + ' | '.join(LEVELS) + ' |',
+             '|---|' + '---|' * len(LEVELS)]
+    for family in FAMILIES:
+        lines.append(f'| {family} | ' + ' | '.join(
+            cell_fn(merged['cells'][family][level]) for level in LEVELS)
+            + ' |')
+    return lines
+
+
+def _rewrites(settings: dict) -> str:
+    return ', '.join(settings.get('optimizations') or []) or 'none'
+
+
+def _percent(fraction: Optional[float]) -> str:
+    return MISSING if fraction is None else f'{100 * fraction:.0f}%'
+
+
+def _config_row(family: str, level: str, ours: dict, batch_size: int) -> str:
+    """One row of the per-config table."""
+    ips, macs = ours['images_per_s'], ours['macs_per_batch']
+    rate = macs * ips['median'] / batch_size if ips and macs else None
+    config = osp.basename(ours['config']) if ours['config'] else MISSING
+    speed = MISSING if not ips else (
+        f"{ips['median']:.3f} [{ips['min']:.3f}, {ips['max']:.3f}] "
+        f"({ips['iters']} it)")
+    same = {None: MISSING, True: 'yes', False: 'NO'}[ours['equivalence_ok']]
+    cells = [family, level, config, speed,
+             _fmt(macs / 1e9 if macs else None),
+             _fmt(rate / 1e9 if rate else None),
+             _percent(ours['gemm_fraction']),
+             _fmt(ours['peer_ratio'], '.2f'), same]
+    return '| ' + ' | '.join(cells) + ' |'
+
+
+def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
+    """Render :func:`merge` as markdown."""
+    env = merged.get('environment') or {}
+    settings = merged.get('settings') or {}
+    gemm = merged.get('gemm')
+    peer = merged.get('peer')
+    device = env.get('device', MISSING)
+    lines = ['# Table 7 (ShuffleNet V2, ECCV 2018) reproduced', '']
+    if env:
+        lines += [
+            f"Speed measured on **{device}**, torch threads "
+            f"{env.get('torch_threads')}, {env.get('date')}; load average "
+            f"(1/5/15 min) {env.get('load_average')} at start, "
+            f"{env.get('load_average_end')} at end.",
+            f"Batch {settings.get('batch_size')} of "
+            f"{'x'.join(map(str, settings.get('img_size', [])))} images, "
+            f"{'fp16 autocast' if settings.get('fp16') else 'fp32'}, "
+            'full inference (pre-processing, backbone, RPN, large separable '
+            'conv, PSRoI pooling, R-CNN, NMS); random weights; inference '
+            f"rewrites: {_rewrites(settings)}.", '',
+            f"Command: `{env.get('command')}`", '']
+    else:
+        lines += ['No benchmark JSON given: every speed is missing.', '']
+    lines += [f'`{MISSING}` = not measured by this project. Paper values in '
+              'parentheses.', '', '## mmAP (%), COCO val2017 = minival', '']
+    lines += _row_table('Model', merged, lambda c: (
+        f"{_fmt(c['ours']['mmap'])} ({c['paper']['mmap']})"))
+    lines += ['', f'## Speed (images/s): ours on {device} (paper: GPU, '
+              'batch 4)', '']
+    lines += _row_table('Model', merged, lambda c: (
+        f"{_speed(c['ours']['images_per_s'])} "
+        f"({c['paper']['gpu_images_per_s']})"))
+    if peer:
+        lines += ['', f"## Speed relative to the peer ({peer['name']}, "
+                  f"{peer['images_per_s']['median']:.3f} images/s in the "
+                  'same run)', '']
+        lines += _row_table('Model', merged, lambda c: (
+            MISSING if c['ours']['peer_ratio'] is None
+            else f"{c['ours']['peer_ratio']:.2f}x" + (
+                '' if not c['ours']['peer_ratio_interleaved'] else
+                f" (interleaved: "
+                f"{c['ours']['peer_ratio_interleaved']['median']:.2f}x)")))
+        lines += ['', 'Ratios divide medians of images/s measured minutes '
+                  'apart; "interleaved" is the median over rounds of one '
+                  'peer step then one step of ours, which cancels slow '
+                  'changes of machine load.']
+    lines += ['', '## Complexity: MFLOPs at 224x224 (classifier '
+              'convention of `shufflenet_det.complexity`)', '']
+    lines += _row_table('Model', merged, lambda c: _fmt(c['ours']['mflops']))
+    if plot_name:
+        lines += ['', f'![speed vs MFLOPs]({plot_name})']
+    lines += ['', '## Per config', '',
+              '| Family | Level | Config | images/s median [min, max] | '
+              'GMACs/batch | GMAC/s | of GEMM | x peer | == eager |',
+              '|---|---|---|---|---|---|---|---|---|']
+    for family in FAMILIES:
+        for level in LEVELS:
+            lines.append(_config_row(family, level,
+                                     merged['cells'][family][level]['ours'],
+                                     settings.get('batch_size', 1)))
+    if peer:
+        ips = peer['images_per_s']
+        lines += ['', '## Peer', '',
+                  f"{peer['name']} (random weights, min_size "
+                  f"{peer['settings']['min_size']}, max_size "
+                  f"{peer['settings']['max_size']}, torchvision defaults "
+                  f"otherwise, eager): {ips['median']:.3f} images/s "
+                  f"[{ips['min']:.3f}, {ips['max']:.3f}] over {ips['iters']} "
+                  f"batches, {peer['macs_per_batch'] / 1e9:.1f} GMACs/batch"
+                  + (f", {peer['gemm_fraction'] * 100:.0f}% of the GEMM rate"
+                     if peer.get('gemm_fraction') is not None else '') + '.']
+    if gemm:
+        lines += ['', f"fp32 GEMM reference: {gemm_reference(gemm) / 1e9:.1f}"
+                  f" GMAC/s, the best of {gemm['iters']} torch.mm "
+                  f"{gemm['n']}x{gemm['n']} products at the start"
+                  + (' and at the end' if 'end' in gemm else '')
+                  + ' of the run, same threads (median at the start '
+                  f"{gemm['macs_per_s_median'] / 1e9:.1f}). \"of GEMM\" = "
+                  'multiply-adds executed per second / this rate.']
+    if merged['unplaced']:
+        lines += ['', '## Configs outside the table or failed', '']
+        for item in merged['unplaced']:
+            lines.append(f"- `{item['config']}`: " + (
+                f"failed: {item['error']}" if item['error'] else
+                f"{_speed(item['images_per_s'])} images/s, not a Table 7 "
+                'backbone'))
+    return '\n'.join(lines) + '\n'
+
+
+def plot(merged: dict, path: str) -> bool:
+    """Speed vs MFLOPs, one line per family: ours (left), paper GPU (right).
+
+    Returns:
+        bool: False (no file written) when no speed was measured.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    env = merged.get('environment') or {}
+    fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(11, 4.2))
+    any_point = False
+    for family in FAMILIES:
+        xs, ys, pxs, pys = [], [], [], []
+        for level in LEVELS:
+            cell = merged['cells'][family][level]
+            nominal = float(level.rstrip('M'))
+            mflops = cell['ours']['mflops']
+            if cell['ours']['images_per_s']:
+                xs.append(mflops if mflops is not None else nominal)
+                ys.append(cell['ours']['images_per_s']['median'])
+            pxs.append(nominal)
+            pys.append(cell['paper']['gpu_images_per_s'])
+        if xs:
+            any_point = True
+            ax_ours.plot(xs, ys, marker='o', label=family)
+        ax_paper.plot(pxs, pys, marker='s', linestyle='--', label=family)
+    if not any_point:
+        plt.close(fig)
+        return False
+    ax_ours.set_title(f"This project: {env.get('device', '?')}, "
+                      f"{env.get('torch_threads', '?')} threads", fontsize=9)
+    ax_paper.set_title('Paper, Table 7 (GPU)', fontsize=9)
+    for ax in (ax_ours, ax_paper):
+        ax.set_xlabel('backbone MFLOPs at 224x224')
+        ax.set_ylabel('images/s (batch 4, 800x1200)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_report(out_dir: str, benchmark: Optional[dict],
+                 metrics: Dict[tuple, dict],
+                 complexity: Dict[tuple, dict]) -> Dict[str, str]:
+    """Write ``table7.md``, ``table7.json`` and ``table7.png`` (when any speed
+    was measured) under ``out_dir``; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    merged = merge(benchmark, metrics, complexity)
+    paths = dict(json=osp.join(out_dir, 'table7.json'),
+                 markdown=osp.join(out_dir, 'table7.md'))
+    png = osp.join(out_dir, 'table7.png')
+    if plot(merged, png):
+        paths['plot'] = png
+    with open(paths['markdown'], 'w') as f:
+        f.write(to_markdown(merged, 'table7.png' if 'plot' in paths
+                            else None))
+    with open(paths['json'], 'w') as f:
+        json.dump(merged, f, indent=1)
+    return paths
+
+
+def _breakdown_table(rows: List[dict], with_macs: bool) -> List[str]:
+    head = '| Part | ms / batch | share |'
+    rule = '|---|---|---|'
+    if with_macs:
+        head += ' GMACs / batch | GMAC/s | of GEMM |'
+        rule += '---|---|---|'
+    lines = [head, rule]
+    total = sum(r['ms_per_batch'] for r in rows)
+    for r in rows:
+        line = (f"| {r['part']} | {r['ms_per_batch']:.1f} | "
+                f"{100 * r['share']:.1f}% |")
+        if with_macs:
+            macs, rate = r.get('macs_per_batch'), r.get('macs_per_s')
+            line += (f" {_fmt(macs / 1e9 if macs else None, '.2f')}"
+                     f" | {_fmt(rate / 1e9 if rate else None)}"
+                     f" | {_percent(r.get('gemm_fraction'))} |")
+        lines.append(line)
+    lines.append(f'| **total** | {total:.1f} | 100% |' +
+                 (' | | |' if with_macs else ''))
+    return lines
+
+
+def breakdown_markdown(benchmark: dict,
+                       focus: Sequence[tuple] = (('ShuffleNet v2', '140M'), )
+                       ) -> str:
+    """Where the time goes: the ``focus`` cells and the peer in detail, then
+    every config per part.
+
+    Args:
+        benchmark (dict): ``tools/benchmark.py`` JSON.
+        focus (Sequence[tuple]): (family, level) cells to detail.
+
+    Returns:
+        str: Markdown.
+    """
+    env = benchmark.get('environment') or {}
+    settings = benchmark.get('settings') or {}
+    gemm = benchmark.get('gemm')
+    lines = [f"# Where inference time goes: {env.get('device')}, "
+             f"{env.get('torch_threads')} threads", '',
+             f"{env.get('date')}; batch {settings.get('batch_size')} of "
+             f"{'x'.join(map(str, settings.get('img_size', [])))}; rewrites "
+             f"{_rewrites(settings)}; "
+             f"load average {env.get('load_average')} at start.",
+             f"Command: `{env.get('command')}`", '',
+             'One step per model, timed part by part after the timed steps '
+             '(exclusive wall time: NMS is charged to its own row, not to '
+             'the part that calls it; "other" is the remainder). MACs are '
+             'counted on the eager step with the same input.']
+    if gemm:
+        lines.append(f"GEMM reference: {gemm_reference(gemm) / 1e9:.1f} "
+                     f"GMAC/s (best torch.mm {gemm['n']}^3).")
+    results = [r for r in benchmark.get('results', []) if 'breakdown' in r]
+    for family, level in focus:
+        for r in results:
+            cell = r.get('table7') or {}
+            if (cell.get('family'), cell.get('level')) == (family, level):
+                ips = r['images_per_s']
+                inter = (r.get('interleaved') or {}).get('ratio')
+                lines += ['', f"## {family} {level}: `{r['name']}`", '',
+                          f"{ips['median']:.3f} images/s (median of "
+                          f"{ips['iters']})"
+                          + (f", {r['peer_ratio']:.2f}x the peer"
+                             if r.get('peer_ratio') else '')
+                          + (f" ({inter['median']:.2f}x interleaved, "
+                             f"range {inter['min']:.2f}-{inter['max']:.2f})"
+                             if inter else '')
+                          + (f"; {r['macs_per_batch'] / 1e9:.1f} GMACs/batch "
+                             f"at {r['gemm_fraction'] * 100:.0f}% of the GEMM"
+                             ' rate' if r.get('gemm_fraction') else '')
+                          + '.', '']
+                lines += _breakdown_table(r['breakdown'], True)
+                if r.get('top_ops'):
+                    lines += ['', 'Slowest operators (torch.profiler, same '
+                              'step; record_function rows are the parts):',
+                              '', '| Operator | self ms | calls |',
+                              '|---|---|---|']
+                    lines += [f"| `{op['name']}` | {op['self_ms']:.1f} | "
+                              f"{op['calls']} |" for op in r['top_ops']]
+    peer = benchmark.get('peer')
+    if peer and 'breakdown' in peer:
+        lines += ['', f"## Peer: {peer['name']}", '',
+                  f"{peer['images_per_s']['median']:.3f} images/s; "
+                  f"{peer['macs_per_batch'] / 1e9:.1f} GMACs/batch"
+                  + (f" at {peer['gemm_fraction'] * 100:.0f}% of the GEMM "
+                     'rate' if peer.get('gemm_fraction') else '') + '.', '']
+        lines += _breakdown_table(peer['breakdown'], False)
+    if results:
+        parts = []
+        for r in results:
+            for row in r['breakdown']:
+                if row['part'] not in parts:
+                    parts.append(row['part'])
+        lines += ['', '## Every config (ms / batch)', '',
+                  '| Config | ' + ' | '.join(parts) + ' | total |',
+                  '|---|' + '---|' * (len(parts) + 1)]
+        for r in results:
+            ms = {row['part']: row['ms_per_batch'] for row in r['breakdown']}
+            lines.append(f"| {r['name']} | " + ' | '.join(
+                _fmt(ms.get(p), '.0f') for p in parts)
+                + f" | {sum(ms.values()):.0f} |")
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,495 @@
+"""The benchmark run: GEMM reference, peer, then every config, one JSON."""
+import copy
+import gc
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from shufflenet_det.utils.inference import (DEFAULT_OPTIMIZATIONS,
+                                            PartRecorder, get_submodule,
+                                            optimize_for_inference,
+                                            verify_parts)
+
+from .env import environment, load_average
+from .macs import MacCounter
+from .parts import DETECTOR_PARTS, PartTimer, breakdown
+from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
+from .timing import gemm_rate, synchronize, throughput, time_iterations
+
+SCHEMA = 'shufflenet_det.benchmark/1'
+
+#: Default config glob of ``--all``: Table 7's twenty detectors.
+ALL_CONFIGS = 'configs/light_head_rcnn/*.py'
+
+#: Parts whose multiply-adds are reported separately.
+MAC_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc',
+             'roi_head.bbox_head')
+
+#: Parts checked eager vs optimised on identical inputs.
+CHECK_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc',
+               'roi_head.bbox_roi_extractor', 'roi_head.bbox_head')
+
+#: ``rel_diff`` above which an optimised part counts as not equivalent.
+EQUIVALENCE_TOLERANCE = 1e-3
+
+#: Peer parts for the time breakdown: (label, path, method).
+PEER_TIME_PARTS = (
+    ('pre-processing (transform)', 'transform', 'forward'),
+    ('backbone + FPN', 'backbone', 'forward'),
+    ('RPN', 'rpn', 'forward'),
+    ('RoI heads (RoIAlign, 2 FC, post-processing)', 'roi_heads', 'forward'),
+    ('post-processing (rescale)', 'transform', 'postprocess'),
+)
+
+
+@dataclass
+class BenchmarkSettings:
+    """What every measurement of one run shares.
+
+    Attributes:
+        batch_size (int): Images per batch (paper: 4).
+        img_size (tuple[int, int]): (height, width) (paper: 800 x 1200).
+        warmup (int): Untimed steps per model after the first call.
+        iters (int): Maximum timed steps per model.
+        max_seconds (float | None): Timed-loop budget per model; at least
+            ``min_iters`` steps run regardless.
+        min_iters (int): Timed steps made whatever the budget.
+        optimizations (tuple[str]): See
+            :func:`shufflenet_det.utils.optimize_for_inference`.
+        fp16 (bool): CUDA autocast float16.
+        seed (int): Random weights and pixels.
+        checkpoint (str | None): Weights for a single config.
+        breakdown (bool): Time each inference part in one extra step.
+        profile (bool): Run that step under ``torch.profiler`` too and keep
+            the operators that took the most time.
+        verify (bool): Run the eager model once first, to check the
+            optimised parts against it.
+        interleave (int): For the configs of ``interleave_cells``, this many
+            extra rounds of one peer step then one step of ours, so that
+            their ratio is measured under the same machine load.
+        interleave_cells (tuple): (family, level) cells to interleave.
+    """
+    batch_size: int = 4
+    img_size: Tuple[int, int] = (800, 1200)
+    warmup: int = 1
+    iters: int = 5
+    max_seconds: Optional[float] = 20.0
+    min_iters: int = 2
+    optimizations: Tuple[str, ...] = DEFAULT_OPTIMIZATIONS
+    fp16: bool = False
+    seed: int = 0
+    checkpoint: Optional[str] = None
+    breakdown: bool = True
+    profile: bool = True
+    verify: bool = True
+    interleave: int = 3
+    interleave_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2',
+                                                      '140M'), )
+
+
+def resolve_configs(configs: Sequence[str], all_configs: bool,
+                    root: str = '.') -> List[str]:
+    """Config paths to run, sorted within each pattern, without duplicates.
+
+    Args:
+        configs (Sequence[str]): Paths or glob patterns (relative to the
+            working directory).
+        all_configs (bool): Add :data:`ALL_CONFIGS` (relative to ``root``).
+        root (str): The repository root. Default: '.'.
+
+    Returns:
+        list[str]: Paths relative to the working directory.
+
+    Raises:
+        FileNotFoundError: Naming the pattern that matched nothing.
+    """
+    patterns = [(p, '.') for p in configs]
+    if all_configs:
+        patterns.append((ALL_CONFIGS, root))
+    found = []
+    for pattern, base in patterns:
+        full = pattern if osp.isabs(pattern) else osp.join(base, pattern)
+        matches = [osp.relpath(m) for m in sorted(glob.glob(full))]
+        if not matches:
+            raise FileNotFoundError(f'benchmark: no config matches {full!r}')
+        found += [m for m in matches if m not in found]
+    return found
+
+
+def _rates(times_s: List[float], macs: Optional[int], batch_size: int,
+           gemm: Optional[dict]) -> dict:
+    out = dict(images_per_s=throughput(times_s, batch_size))
+    median_s = batch_size / out['images_per_s']['median']
+    if macs:
+        out['macs_per_s'] = macs / median_s
+        if gemm:
+            out['gemm_fraction'] = out['macs_per_s'] / \
+                gemm['macs_per_s_best']
+    return out
+
+
+def _part_macs(breakdown_rows: List[dict], macs_by_part: Dict[str, int],
+               gemm: Optional[dict]) -> None:
+    """Attach MACs and MAC rate to the breakdown rows of MAC-bearing parts."""
+    label_of = {path: label for label, path, method in DETECTOR_PARTS
+                if method == 'forward'}
+    for path, macs in macs_by_part.items():
+        for row in breakdown_rows:
+            if row['part'] == label_of.get(path) and row['ms_per_batch'] > 0:
+                row['macs_per_batch'] = macs
+                row['macs_per_s'] = macs / (row['ms_per_batch'] / 1e3)
+                if gemm:
+                    row['gemm_fraction'] = row['macs_per_s'] / \
+                        gemm['macs_per_s_best']
+
+
+def _has_override(head) -> bool:
+    """Whether a head's post-processing was replaced on the instance."""
+    return head is not None and any(
+        name in vars(head)
+        for name in ('_bbox_post_process', '_predict_by_feat_single'))
+
+
+class _NoProfile:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _maybe_profile(enabled: bool, device: torch.device):
+    if not enabled:
+        return _NoProfile()
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    return profile(activities=activities)
+
+
+def top_operators(prof, limit: int = 15) -> List[dict]:
+    """The operators with the largest self time in a profiler run.
+
+    Returns:
+        list[dict]: ``name``, ``self_ms`` (CPU, or device time on CUDA),
+        ``calls``; largest first.
+    """
+    rows = []
+    for event in prof.key_averages():
+        self_us = getattr(event, 'self_device_time_total', 0) or \
+            event.self_cpu_time_total
+        rows.append(dict(name=event.key, self_ms=self_us / 1e3,
+                         calls=event.count))
+    rows.sort(key=lambda r: r['self_ms'], reverse=True)
+    return rows[:limit]
+
+
+def benchmark_detector(config: str, settings: BenchmarkSettings,
+                       device: torch.device,
+                       gemm: Optional[dict] = None,
+                       cfg_options: Optional[dict] = None,
+                       progress: bool = True,
+                       peer_step: Optional[Callable[[], object]] = None
+                       ) -> dict:
+    """Measure one config.
+
+    Steps: build (random weights unless ``settings.checkpoint``); one eager
+    step counting multiply-adds and recording each part's inputs/outputs;
+    optimise; check each optimised part against its eager twin; first call
+    (compiles, if asked); warm-up; timed steps; one step with part timers.
+
+    Args:
+        config (str): Config path.
+        settings (BenchmarkSettings): Shared settings.
+        device (torch.device): Device.
+        gemm (dict, optional): :func:`gemm_rate` result, for
+            ``gemm_fraction``.
+        cfg_options (dict, optional): Config overrides.
+        progress (bool): Progress bar.
+        peer_step (Callable, optional): One peer step, for the interleaved
+            ratio (see ``BenchmarkSettings.interleave``).
+
+    Returns:
+        dict: See :func:`run_benchmark`.
+    """
+    from .detector import (build_detector, detector_step, load_config,
+                           make_batch)
+    from .report import table7_cell
+    result = dict(config=config, name=osp.splitext(osp.basename(config))[0],
+                  load_average_start=load_average())
+    start = time.perf_counter()
+    cfg = load_config(config, cfg_options)
+    backbone_cfg = copy.deepcopy(cfg.model.get('backbone', {}))
+    backbone_cfg.pop('init_cfg', None)
+    result['backbone'] = backbone_cfg.to_dict() if hasattr(
+        backbone_cfg, 'to_dict') else dict(backbone_cfg)
+    result['table7'] = table7_cell(result['backbone'])
+    model = build_detector(cfg, device, settings.checkpoint, settings.seed)
+    data = make_batch(settings.batch_size, settings.img_size, settings.seed)
+    step = detector_step(model, data, device, settings.fp16)
+    result['build_s'] = time.perf_counter() - start
+
+    calls = {}
+    optimizations = list(settings.optimizations)
+    if settings.verify:
+        # The reference keeps every dense part eager. It already uses the
+        # top-k NMS when asked to (bit-identical to mmdet's, see
+        # tests/test_benchmark_optim.py): mmdet's NMS of 80,000 boxes per
+        # image would make the reference step cost more than the benchmark.
+        if 'nms' in optimizations:
+            optimize_for_inference(model, ['nms'])
+            optimizations.remove('nms')
+        with PartRecorder(model, CHECK_PARTS) as recorder:
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+        result['reference_call_s'] = time.perf_counter() - start
+        calls = recorder.calls
+    result['optimization'] = optimize_for_inference(model, optimizations)
+    if 'nms' in settings.optimizations:
+        result['optimization']['topk_nms'] = [
+            p for p in ('rpn_head', 'roi_head.bbox_head')
+            if _has_override(get_submodule(model, p))]
+    result['optimization']['optimizations'] = list(settings.optimizations)
+    if calls:
+        check = verify_parts(model, calls, device)
+        del calls
+        result['equivalence'] = check
+        result['equivalence_ok'] = all(
+            'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
+            for c in check.values())
+    # Multiply-adds executed by the timed model, counted on its first call;
+    # hooks do not see inside compiled graphs, so a compiled model is
+    # counted on an eager twin built the same way.
+    counted = model
+    if result['optimization']['compiled']:
+        counted = build_detector(cfg, device, settings.checkpoint,
+                                 settings.seed)
+        optimize_for_inference(counted, [o for o in settings.optimizations
+                                         if o != 'compile'])
+    with MacCounter(counted, MAC_PARTS) as counter:
+        synchronize(device)
+        start = time.perf_counter()
+        if counted is model:
+            step()  # first optimised call: compiles when asked to
+        else:
+            detector_step(counted, data, device, settings.fp16)()
+        synchronize(device)
+    result['first_call_s'] = time.perf_counter() - start
+    result['macs_per_batch'] = counter.total
+    result['macs_by_part'] = dict(counter.by_part)
+    if counted is not model:
+        del counted
+        start = time.perf_counter()
+        step()  # first compiled call
+        synchronize(device)
+        result['first_call_s'] = time.perf_counter() - start
+    timing = time_iterations(step, device, settings.warmup, settings.iters,
+                             settings.max_seconds, settings.min_iters,
+                             desc=result['name'], progress=progress)
+    result.update(timing)
+    result.update(_rates(timing['times_s'], result.get('macs_per_batch'),
+                         settings.batch_size, gemm))
+    if settings.breakdown:
+        sync = (lambda: torch.cuda.synchronize(device)) \
+            if device.type == 'cuda' else None
+        with PartTimer(model, DETECTOR_PARTS, sync=sync) as timer, \
+                _maybe_profile(settings.profile, device) as prof:
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            total = time.perf_counter() - start
+        result['breakdown'] = breakdown(timer.seconds, total, 1)
+        _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
+        if prof is not None:
+            result['top_ops'] = top_operators(prof)
+    cell = result['table7']
+    if peer_step is not None and settings.interleave > 0 and cell and \
+            (cell['family'], cell['level']) in \
+            {tuple(c) for c in settings.interleave_cells}:
+        result['interleaved'] = interleave(step, peer_step, device,
+                                           settings.interleave)
+    result['load_average_end'] = load_average()
+    return result
+
+
+def interleave(step: Callable[[], object], peer_step: Callable[[], object],
+               device: torch.device, rounds: int) -> dict:
+    """Alternate peer and own steps; the ratio of each adjacent pair.
+
+    Machine load that changes over minutes cancels out of the ratio of two
+    steps taken seconds apart.
+
+    Returns:
+        dict: ``rounds``, ``times_s``, ``peer_times_s`` and ``ratio``
+        (``median``/``min``/``max`` of peer time / own time).
+    """
+    times, peer_times = [], []
+    for _ in range(rounds):
+        for fn, out in ((peer_step, peer_times), (step, times)):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            out.append(time.perf_counter() - start)
+    ratios = [p / t for p, t in zip(peer_times, times)]
+    return dict(rounds=rounds, times_s=times, peer_times_s=peer_times,
+                ratio=dict(median=statistics.median(ratios),
+                           min=min(ratios), max=max(ratios)))
+
+
+def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
+                   gemm: Optional[dict] = None,
+                   progress: bool = True
+                   ) -> Tuple[dict, Callable[[], object]]:
+    """Measure :data:`PEER_NAME` at the same batch and input size.
+
+    The peer runs as torchvision ships it (eager, no rewrite): it is the
+    reference users would otherwise pick.
+
+    Returns:
+        tuple: The result dict and the peer's step (for interleaving).
+    """
+    result = dict(name=PEER_NAME, load_average_start=load_average(),
+                  settings=dict(weights=None, weights_backbone=None,
+                                min_size=min(settings.img_size),
+                                max_size=max(settings.img_size)))
+    model = build_peer(device, settings.img_size)
+    images = peer_inputs(settings.batch_size, settings.img_size, device,
+                         settings.seed)
+    step = peer_step(model, images)
+    with MacCounter(model, PEER_PARTS) as counter:
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+    result['first_call_s'] = time.perf_counter() - start
+    result['macs_per_batch'] = counter.total
+    result['macs_by_part'] = dict(counter.by_part)
+    timing = time_iterations(step, device, settings.warmup, settings.iters,
+                             settings.max_seconds, settings.min_iters,
+                             desc='peer', progress=progress)
+    result.update(timing)
+    result.update(_rates(timing['times_s'], counter.total,
+                         settings.batch_size, gemm))
+    if settings.breakdown:
+        with PartTimer(model, PEER_TIME_PARTS,
+                       nms_functions=(('torchvision.ops.boxes', 'nms'), )
+                       ) as timer:
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            total = time.perf_counter() - start
+        result['breakdown'] = breakdown(timer.seconds, total, 1)
+    result['load_average_end'] = load_average()
+    return result, step
+
+
+def _write_json(path: str, obj: dict) -> None:
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.part'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
+                  device: torch.device, out_json: str,
+                  peer: bool = True, gemm: bool = True,
+                  cfg_options: Optional[dict] = None,
+                  progress: bool = True, log=print) -> dict:
+    """Benchmark the peer and every config; rewrite ``out_json`` after each.
+
+    A config that fails (e.g. its backbone is not registered) is recorded
+    with its ``error`` and the run goes on; its numbers stay missing.
+
+    Returns:
+        dict: ``schema``, ``environment``, ``settings``, ``gemm``, ``peer``
+        and ``results`` (one dict per config: ``config``, ``name``,
+        ``backbone``, ``table7`` (family/level or None), ``images_per_s``
+        (``median``/``min``/``max``/``iters``), ``times_s``,
+        ``macs_per_batch``, ``macs_per_s``, ``gemm_fraction``,
+        ``peer_ratio``, ``interleaved``, ``optimization``, ``equivalence``,
+        ``breakdown``, load averages; or ``error``).
+    """
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        # fp32 means fp32: no TF32 tensor-core rounding in convs or GEMMs.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    report = dict(schema=SCHEMA, environment=environment(device),
+                  settings=asdict(settings), gemm=None, peer=None,
+                  results=[])
+    report['settings']['optimizations'] = list(settings.optimizations)
+    if gemm:
+        report['gemm'] = gemm_rate(device)
+        log(f"fp32 GEMM: {report['gemm']['macs_per_s_best'] / 1e9:.1f} "
+            f'GMAC/s (torch.mm {report["gemm"]["n"]}^3, best of '
+            f"{report['gemm']['iters']})")
+    the_peer_step = None
+    if peer:
+        report['peer'], the_peer_step = benchmark_peer(
+            settings, device, report['gemm'], progress)
+        log(f"peer {PEER_NAME}: "
+            f"{report['peer']['images_per_s']['median']:.3f} images/s")
+    _write_json(out_json, report)
+    for config in configs:
+        try:
+            result = benchmark_detector(config, settings, device,
+                                        report['gemm'], cfg_options, progress,
+                                        the_peer_step)
+        except Exception as exc:  # noqa: BLE001  (record and go on)
+            result = dict(config=config,
+                          name=osp.splitext(osp.basename(config))[0],
+                          error=f'{type(exc).__name__}: {exc}',
+                          traceback=traceback.format_exc(limit=6))
+            log(f"{result['name']}: FAILED ({result['error']})")
+        else:
+            if report['peer']:
+                result['peer_ratio'] = result['images_per_s']['median'] / \
+                    report['peer']['images_per_s']['median']
+            ok = result.get('equivalence_ok')
+            log(f"{result['name']}: "
+                f"{result['images_per_s']['median']:.3f} images/s"
+                + (f", {result['peer_ratio']:.2f}x peer"
+                   if 'peer_ratio' in result else '')
+                + (f", {result['interleaved']['ratio']['median']:.2f}x peer "
+                   'interleaved' if 'interleaved' in result else '')
+                + ('' if ok is None else
+                   ', outputs == eager' if ok else
+                   ', OUTPUTS DIFFER FROM EAGER'))
+        report['results'].append(result)
+        _write_json(out_json, report)
+        gc.collect()
+    if gemm:
+        # Contention only slows a GEMM down: measure again at the end and
+        # keep the best rate as this machine's reference.
+        end = gemm_rate(device)
+        report['gemm']['end'] = end
+        report['gemm']['macs_per_s_reference'] = max(
+            report['gemm']['macs_per_s_best'], end['macs_per_s_best'])
+        for item in report['results'] + [report['peer'] or {}]:
+            _set_gemm_fraction(item, report['gemm']['macs_per_s_reference'])
+    report['environment']['load_average_end'] = load_average()
+    _write_json(out_json, report)
+    return report
+
+
+def _set_gemm_fraction(result: dict, reference: float) -> None:
+    """(Re)compute ``gemm_fraction`` of a result and its breakdown rows."""
+    if result.get('macs_per_s'):
+        result['gemm_fraction'] = result['macs_per_s'] / reference
+    for row in result.get('breakdown') or []:
+        if row.get('macs_per_s'):
+            row['gemm_fraction'] = row['macs_per_s'] / reference

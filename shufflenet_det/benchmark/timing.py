@@ -1,0 +1,128 @@
+"""Timing loops: warm-up, bounded timed iterations, and the GEMM reference."""
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels (CUDA), so that wall time covers them."""
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def time_iterations(fn: Callable[[], object],
+                    device: torch.device,
+                    warmup: int = 1,
+                    iters: int = 5,
+                    max_seconds: Optional[float] = None,
+                    min_iters: int = 1,
+                    desc: Optional[str] = None,
+                    progress: bool = True) -> Dict[str, List[float]]:
+    """Run ``fn`` ``warmup`` times untimed, then time up to ``iters`` calls.
+
+    Each timed call is bracketed by :func:`synchronize`. The timed loop stops
+    early once ``max_seconds`` of timed calls have elapsed and at least
+    ``min_iters`` calls are done, so a slow model costs a bounded time.
+
+    Args:
+        fn (Callable): One inference step (no arguments).
+        device (torch.device): Device to synchronise.
+        warmup (int): Untimed calls first (>= 0). Default: 1.
+        iters (int): Maximum timed calls (>= 1). Default: 5.
+        max_seconds (float, optional): Time budget of the timed loop.
+            Default: None (no budget).
+        min_iters (int): Timed calls made whatever the budget. Default: 1.
+        desc (str, optional): Progress-bar label.
+        progress (bool): Show a tqdm progress bar. Default: True.
+
+    Returns:
+        dict: ``warmup_s`` (seconds of each warm-up call) and ``times_s``
+        (seconds of each timed call).
+
+    Raises:
+        ValueError: On a negative ``warmup`` or ``iters < 1``.
+    """
+    if warmup < 0 or iters < 1 or min_iters < 1:
+        raise ValueError(f'time_iterations: need warmup >= 0, iters >= 1 and '
+                         f'min_iters >= 1, got warmup={warmup}, '
+                         f'iters={iters}, min_iters={min_iters}')
+    from tqdm import tqdm
+    bar = tqdm(total=warmup + iters, desc=desc, disable=not progress,
+               leave=False, unit='it', dynamic_ncols=True)
+    warmup_s, times_s = [], []
+    try:
+        for _ in range(warmup):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            warmup_s.append(time.perf_counter() - start)
+            bar.set_postfix_str('warm-up')
+            bar.update()
+        for i in range(iters):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times_s.append(time.perf_counter() - start)
+            bar.set_postfix_str(f'{times_s[-1]:.3f} s/it')
+            bar.update()
+            if (max_seconds is not None and len(times_s) >= min_iters
+                    and sum(times_s) >= max_seconds):
+                break
+    finally:
+        bar.close()
+    return dict(warmup_s=warmup_s, times_s=times_s)
+
+
+def throughput(times_s: List[float], batch_size: int) -> Dict[str, float]:
+    """Images per second from per-batch times.
+
+    Args:
+        times_s (list[float]): Seconds per batch (non-empty).
+        batch_size (int): Images per batch.
+
+    Returns:
+        dict: ``median``, ``min`` and ``max`` images/s over the batches
+        (``min`` comes from the slowest batch), and ``iters``.
+    """
+    if not times_s:
+        raise ValueError('throughput: no timed iterations')
+    rates = [batch_size / t for t in times_s]
+    return dict(median=statistics.median(rates), min=min(rates),
+                max=max(rates), iters=len(rates))
+
+
+def gemm_rate(device: torch.device,
+              n: int = 2048,
+              dtype: torch.dtype = torch.float32,
+              warmup: int = 2,
+              iters: int = 10) -> Dict[str, float]:
+    """This machine's dense matrix-multiply rate, the reference for MACs/s.
+
+    Times ``torch.mm`` of two n x n matrices (n**3 multiply-adds) with the
+    current thread settings.
+
+    Args:
+        device (torch.device): Device to measure.
+        n (int): Matrix side. Default: 2048.
+        dtype (torch.dtype): Default: float32.
+        warmup (int): Untimed products first. Default: 2.
+        iters (int): Timed products. Default: 10.
+
+    Returns:
+        dict: ``n``, ``dtype``, ``iters``, ``macs_per_s_median`` and
+        ``macs_per_s_best``.
+    """
+    gen = torch.Generator(device='cpu').manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device, dtype)
+    b = torch.randn(n, n, generator=gen).to(device, dtype)
+    with torch.no_grad():
+        result = time_iterations(lambda: torch.mm(a, b), device,
+                                 warmup=warmup, iters=iters, progress=False)
+    rates = [n ** 3 / t for t in result['times_s']]
+    return dict(n=n, dtype=str(dtype).replace('torch.', ''), iters=iters,
+                macs_per_s_median=statistics.median(rates),
+                macs_per_s_best=max(rates))

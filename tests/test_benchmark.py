@@ -1,0 +1,294 @@
+"""tools/benchmark.py and tools/table7.py: timing, counting, merging."""
+import importlib
+import json
+import time
+
+import pytest
+import torch
+import torch.nn as nn
+
+from shufflenet_det.benchmark.macs import MacCounter
+from shufflenet_det.benchmark.parts import PartTimer, breakdown
+from shufflenet_det.benchmark.report import (MISSING, merge, metrics_cells,
+                                             table7_cell, to_markdown,
+                                             write_report)
+from shufflenet_det.benchmark.runner import resolve_configs
+from shufflenet_det.benchmark.timing import (gemm_rate, throughput,
+                                             time_iterations)
+
+from .conftest import REPO
+
+CPU = torch.device('cpu')
+
+
+# ---------------------------------------------------------------- timing
+def test_time_iterations_counts_and_budget():
+    calls = []
+    result = time_iterations(lambda: calls.append(1), CPU, warmup=2, iters=3,
+                             progress=False)
+    assert len(calls) == 5
+    assert len(result['warmup_s']) == 2 and len(result['times_s']) == 3
+
+    def slow():
+        time.sleep(0.02)
+
+    result = time_iterations(slow, CPU, warmup=0, iters=50, max_seconds=0.03,
+                             min_iters=2, progress=False)
+    assert len(result['times_s']) == 2  # budget spent after 2 x 20 ms
+    with pytest.raises(ValueError, match='iters'):
+        time_iterations(slow, CPU, iters=0)
+
+
+def test_throughput_median_min_max():
+    stats = throughput([1.0, 2.0, 4.0], batch_size=4)
+    assert stats == dict(median=2.0, min=1.0, max=4.0, iters=3)
+    with pytest.raises(ValueError):
+        throughput([], 4)
+
+
+def test_gemm_rate_reports_rates():
+    rate = gemm_rate(CPU, n=64, warmup=1, iters=3)
+    assert rate['n'] == 64 and rate['dtype'] == 'float32'
+    assert rate['macs_per_s_best'] >= rate['macs_per_s_median'] > 0
+
+
+# ------------------------------------------------------------- counting
+def test_mac_counter_counts_convs_and_linears_by_part():
+    model = nn.Sequential()
+    model.add_module('stem', nn.Conv2d(3, 8, 3, stride=2, padding=1))
+    model.add_module('dw', nn.Conv2d(8, 8, 3, padding=1, groups=8))
+    model.add_module('head', nn.Sequential(nn.Flatten(),
+                                           nn.Linear(8 * 4 * 4, 10)))
+    with MacCounter(model, ['stem', 'head']) as counter:
+        model(torch.zeros(2, 3, 8, 8))
+    assert counter.by_part['stem'] == 2 * 8 * 4 * 4 * 3 * 9
+    assert counter.by_part['other'] == 2 * 8 * 4 * 4 * 9  # depthwise
+    assert counter.by_part['head'] == 2 * 10 * 128
+    assert counter.total == sum(counter.by_part.values())
+    model(torch.zeros(1, 3, 8, 8))  # hooks removed on exit
+    assert counter.by_part['head'] == 2 * 10 * 128
+
+
+class _Toy(nn.Module):
+    def forward(self, x):
+        time.sleep(0.01)
+        return self.post(x)
+
+    def post(self, x):
+        time.sleep(0.01)
+        importlib.import_module('mmcv.ops.nms').nms(
+            torch.zeros(1, 4), torch.ones(1), 0.5)
+        return x
+
+
+class _Holder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.toy = _Toy()
+
+
+def test_part_timer_exclusive_and_restores():
+    nms_module = importlib.import_module('mmcv.ops.nms')
+    original_nms = nms_module.nms
+    holder = _Holder()
+    with PartTimer(holder, [('toy', 'toy', 'forward'),
+                            ('toy post', 'toy', 'post'),
+                            ('absent', 'neck', 'forward')]) as timer:
+        start = time.perf_counter()
+        holder.toy(torch.zeros(1))
+        total = time.perf_counter() - start
+    # Nested calls are charged to themselves only; NMS to its caller's row.
+    assert set(timer.seconds) == {'toy', 'toy post', 'NMS (toy post)'}
+    # Each part sleeps 10 ms itself (lower bounds only: no timing limits).
+    assert timer.seconds['toy'] >= 0.009
+    assert timer.seconds['toy post'] >= 0.009
+    assert sum(timer.seconds.values()) <= total + 1e-3
+    # Everything is restored on exit.
+    assert 'forward' not in vars(holder.toy) and 'post' not in vars(holder.toy)
+    assert nms_module.nms is original_nms
+    rows = breakdown(dict(timer.seconds), total, 1)
+    assert rows[-1]['part'].startswith('other')
+    assert abs(sum(r['share'] for r in rows) - 1) < 1e-9
+
+
+# --------------------------------------------------------------- configs
+def test_resolve_configs(tmp_path):
+    (tmp_path / 'b.py').write_text('')
+    (tmp_path / 'a.py').write_text('')
+    found = resolve_configs([str(tmp_path / '*.py'), str(tmp_path / 'a.py')],
+                            all_configs=False)
+    assert [p.rsplit('/', 1)[-1] for p in found] == ['a.py', 'b.py']
+    with pytest.raises(FileNotFoundError, match='nothing.py'):
+        resolve_configs([str(tmp_path / 'nothing.py')], all_configs=False)
+
+
+def test_cli_rejects_bad_arguments():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tool', REPO / 'tools/benchmark.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(SystemExit):
+        tool.parse_args([])  # nothing to run
+    with pytest.raises(SystemExit):
+        tool.parse_args(['--all', '--checkpoint', 'x.pth'])
+    with pytest.raises(SystemExit):
+        tool.parse_args(['a.py', '--opt', 'fold,warp'])
+    args = tool.parse_args(['a.py', '--opt', 'none'])
+    assert args.opt == ()
+
+
+# ---------------------------------------------------------------- report
+def test_table7_cell_tells_v2_from_v2_star():
+    v2 = dict(type='ShuffleNetV2', arch='1.0x', extra_dw=False,
+              out_indices=(1, 2))
+    assert table7_cell(v2) == dict(family='ShuffleNet v2', level='140M')
+    assert table7_cell(dict(v2, extra_dw=True)) == dict(
+        family='ShuffleNet v2*', level='140M')
+    assert table7_cell(dict(v2, arch='3.0x')) is None
+    assert table7_cell(None) is None
+
+
+def _benchmark_json(images_per_s=2.5):
+    result = dict(
+        config='configs/light_head_rcnn/x.py', name='x',
+        table7=dict(family='ShuffleNet v2', level='140M'),
+        images_per_s=dict(median=images_per_s, min=2.0, max=3.0, iters=3),
+        peer_ratio=5.0, macs_per_batch=int(30e9), gemm_fraction=0.4,
+        equivalence_ok=True,
+        breakdown=[dict(part='backbone', ms_per_batch=800.0, share=0.5,
+                        macs_per_batch=int(9e9), macs_per_s=11e9,
+                        gemm_fraction=0.3),
+                   dict(part='other', ms_per_batch=800.0, share=0.5)])
+    return dict(
+        environment=dict(device='test CPU', torch_threads=2, date='today',
+                         command='python tools/benchmark.py --all',
+                         load_average=[0.1, 0.1, 0.1]),
+        settings=dict(batch_size=4, img_size=[800, 1200], fp16=False,
+                      optimizations=['fold']),
+        gemm=dict(n=64, iters=3, macs_per_s_median=30e9,
+                  macs_per_s_best=31e9),
+        peer=dict(name='peer', images_per_s=dict(median=0.5, min=0.4,
+                                                 max=0.6, iters=2),
+                  macs_per_batch=int(80e9), gemm_fraction=0.2,
+                  settings=dict(min_size=800, max_size=1200),
+                  breakdown=[dict(part='all', ms_per_batch=8000.0,
+                                  share=1.0)]),
+        results=[result, dict(config='configs/light_head_rcnn/bad.py',
+                              name='bad', error='KeyError: not registered')])
+
+
+def test_merge_keeps_missing_missing():
+    metrics = {('Xception', '40M'): dict(mmap=12.3, config='c.py')}
+    merged = merge(_benchmark_json(), metrics, {})
+    cell = merged['cells']['ShuffleNet v2']['140M']
+    assert cell['ours']['images_per_s']['median'] == 2.5
+    assert cell['ours']['mmap'] is None  # speed measured, mmAP not
+    assert cell['paper'] == dict(mmap=29.0, gpu_images_per_s=146)
+    other = merged['cells']['Xception']['40M']['ours']
+    assert other['mmap'] == 12.3 and other['images_per_s'] is None
+    for family, levels in merged['cells'].items():
+        for level, c in levels.items():
+            if (family, level) not in (('ShuffleNet v2', '140M'),
+                                       ('Xception', '40M')):
+                assert all(v is None for v in c['ours'].values()), (family,
+                                                                     level)
+    assert merged['unplaced'][0]['error'].startswith('KeyError')
+    text = to_markdown(merged)
+    assert '| ShuffleNet v2 | — (22.5) | — (29.0) |' in text
+    assert '| Xception | 12.3 (21.9) |' in text
+    assert f'| ShuffleNet v2 | {MISSING} (188) | 2.50 (146) |' in text
+    assert '5.00x' in text and 'failed: KeyError' in text
+
+
+def test_metrics_cells(tmp_path):
+    def backbone_of(config):
+        return dict(type='ShuffleNetV2', arch=config.split('_')[-1][:-3])
+
+    good = tmp_path / 'm1.json'
+    good.write_text(json.dumps(dict(config='c_1.0x.py', metrics={
+        'coco/bbox_mAP': 0.291, 'coco/bbox_mAP_50': 0.5})))
+    cells = metrics_cells([str(good)], backbone_of)
+    assert cells[('ShuffleNet v2', '140M')]['mmap'] == pytest.approx(29.1)
+    bad = tmp_path / 'm2.json'
+    bad.write_text(json.dumps(dict(config='c_1.0x.py', metrics={})))
+    with pytest.raises(ValueError, match='m2.json'):
+        metrics_cells([str(bad)], backbone_of)
+    with pytest.raises(ValueError, match='both'):
+        metrics_cells([str(good), str(good)], backbone_of)
+    broken = tmp_path / 'm3.json'
+    broken.write_text('{')
+    with pytest.raises(ValueError, match='m3.json'):
+        metrics_cells([str(broken)], backbone_of)
+
+
+def test_write_report_and_table7_tool(tmp_path):
+    paths = write_report(str(tmp_path / 'a'), _benchmark_json(), {}, {})
+    assert set(paths) == {'json', 'markdown', 'plot'}
+    assert (tmp_path / 'a/table7.png').stat().st_size > 1000
+    stored = json.loads((tmp_path / 'a/table7.json').read_text())
+    assert stored['cells']['MobileNet v2']['300M']['ours']['images_per_s'] \
+        is None
+    # No speed at all: no plot, every speed missing.
+    paths = write_report(str(tmp_path / 'b'), None, {}, {})
+    assert 'plot' not in paths
+
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('table7_tool',
+                                                  REPO / 'tools/table7.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    bench = tmp_path / 'bench.json'
+    bench.write_text(json.dumps(_benchmark_json()))
+    tool.main(['--benchmark', str(bench), '--no-complexity', '--out',
+               str(tmp_path / 'c')])
+    text = (tmp_path / 'c/table7.md').read_text()
+    assert '2.50 (146)' in text
+    breakdown_text = (tmp_path / 'c/breakdown.md').read_text()
+    assert '## ShuffleNet v2 140M' in breakdown_text
+    assert '| backbone | 800.0 | 50.0% | 9.00 | 11.0 | 30% |' in \
+        breakdown_text
+
+
+# ------------------------------------------------- one real measurement
+def test_benchmark_detector_small(tmp_path):
+    from shufflenet_det.benchmark.runner import (BenchmarkSettings,
+                                                 benchmark_detector)
+    config = tmp_path / 'tiny.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/configs/_base_/models/"
+        "light-head-rcnn_shufflenetv2.py']\n"
+        "model = dict(backbone=dict(arch='0.5x'))\n")
+    settings = BenchmarkSettings(batch_size=1, img_size=(128, 160),
+                                 warmup=0, iters=2, max_seconds=None,
+                                 min_iters=1)
+    gemm = dict(macs_per_s_best=1e10)
+    result = benchmark_detector(str(config), settings, CPU, gemm,
+                                progress=False)
+    assert result['table7'] == dict(family='ShuffleNet v2', level='40M')
+    assert len(result['times_s']) == 2
+    assert result['images_per_s']['median'] > 0
+    assert result['macs_per_batch'] > 0 and result['gemm_fraction'] > 0
+    assert result['equivalence_ok'] is True
+    assert result['optimization']['topk_nms'] == ['rpn_head',
+                                                  'roi_head.bbox_head']
+    assert result['reference_call_s'] > 0
+    assert set(result['macs_by_part']) >= {'backbone', 'rpn_head',
+                                           'roi_head.lsc',
+                                           'roi_head.bbox_head'}
+    assert result['top_ops'] and result['top_ops'][0]['self_ms'] >= \
+        result['top_ops'][-1]['self_ms']
+    parts = [row['part'] for row in result['breakdown']]
+    assert parts[:2] == ['pre-processing', 'backbone']
+    assert 'PSRoI pooling' in parts
+
+
+def test_interleave_alternates_peer_and_ours():
+    from shufflenet_det.benchmark.runner import interleave
+    order = []
+    result = interleave(lambda: order.append('ours'),
+                        lambda: order.append('peer'), CPU, rounds=3)
+    assert order == ['peer', 'ours'] * 3
+    assert len(result['times_s']) == len(result['peer_times_s']) == 3
+    ratio = result['ratio']
+    assert ratio['min'] <= ratio['median'] <= ratio['max']

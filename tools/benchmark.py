@@ -1,0 +1,163 @@
+"""Inference speed of Light-Head R-CNN configs (ShuffleNet V2 paper, Table 7).
+
+Times the full inference path of each config, ``model.test_step`` on a
+prepared batch (mmdet pre-processing, backbone, RPN, large separable conv,
+PSRoI pooling, R-CNN, NMS), at batch 4 of 800x1200 images, beside
+torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` measured in the same
+run; then writes the Table 7 report.
+
+    # the main job: all twenty configs on whatever device is present
+    python tools/benchmark.py --all --out work_dirs/table7
+    # one config, with trained weights
+    python tools/benchmark.py configs/light_head_rcnn/X.py --checkpoint X.pth
+
+Outputs under --out: benchmark.json (every measurement, device, versions,
+date, command), table7.md / table7.json / table7.png (tools/table7.py's
+report, merged with --metrics files when given) and breakdown.md (time per
+inference part).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import time
+
+# Kineto (torch.profiler) logs a harmless "gpuGetDeviceCount failed" ERROR on
+# machines without a GPU; keep the main job's output for real problems.
+os.environ.setdefault('KINETO_LOG_LEVEL', '5')
+
+import torch  # noqa: E402
+
+# Let a fresh clone run without `pip install -e .`.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from shufflenet_det.benchmark.runner import (  # noqa: E402
+    BenchmarkSettings, resolve_configs, run_benchmark)
+from shufflenet_det.utils.inference import parse_optimizations  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark detector inference (images/s) and write the '
+        'Table 7 report')
+    parser.add_argument('configs', nargs='*',
+                        help='config files or glob patterns')
+    parser.add_argument('--all', action='store_true',
+                        help='add every config of configs/light_head_rcnn/')
+    parser.add_argument('--checkpoint',
+                        help='weights to load (one config only); default: '
+                        'random weights')
+    parser.add_argument('--out', default='work_dirs/table7',
+                        help='output directory (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--img-size', type=int, nargs=2, default=(800, 1200),
+                        metavar=('H', 'W'))
+    parser.add_argument('--warmup', type=int,
+                        help='untimed steps after the first call '
+                        '(default: 1 on CPU, 5 on CUDA)')
+    parser.add_argument('--iters', type=int,
+                        help='maximum timed steps (default: 5 on CPU, 30 on '
+                        'CUDA)')
+    parser.add_argument('--max-seconds', type=float, default=20.0,
+                        help='stop timing a model after this many seconds '
+                        '(at least --min-iters steps); <= 0: no limit '
+                        '(default: %(default)s)')
+    parser.add_argument('--min-iters', type=int, default=2)
+    parser.add_argument('--device', default='auto',
+                        help="'auto' (CUDA when available), 'cpu', 'cuda', "
+                        "'cuda:1', ...")
+    parser.add_argument('--threads', type=int,
+                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--fp16', action='store_true',
+                        help='CUDA autocast float16 (default: fp32)')
+    parser.add_argument('--opt', default='default',
+                        help="inference rewrites (outputs stay equal to "
+                        "eager): comma-separated subset of fold,cl,nms,"
+                        "compile, or 'none' (eager), 'default' (all but "
+                        "compile), 'all' (default: %(default)s)")
+    parser.add_argument('--no-peer', action='store_true',
+                        help='skip the torchvision peer')
+    parser.add_argument('--no-verify', action='store_true',
+                        help='skip the eager reference step (no '
+                        'eager-vs-optimised check)')
+    parser.add_argument('--no-breakdown', action='store_true',
+                        help='skip the per-part timing step')
+    parser.add_argument('--no-profile', action='store_true',
+                        help='do not run the per-part step under '
+                        'torch.profiler (slowest operators in breakdown.md)')
+    parser.add_argument('--interleave', type=int, default=3,
+                        help='rounds of alternating peer / ShuffleNet v2 '
+                        '140M steps, for a load-independent ratio '
+                        '(default: %(default)s; 0: off)')
+    parser.add_argument('--metrics', nargs='*', default=[],
+                        help='tools/test.py --metrics-out files to merge '
+                        'into the report')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', default=None,
+                        help='config overrides key=value (mmengine '
+                        'DictAction syntax)')
+    args = parser.parse_args(argv)
+    if not args.configs and not args.all:
+        parser.error('name configs or pass --all')
+    if args.checkpoint and (args.all or len(args.configs) != 1):
+        parser.error('--checkpoint needs exactly one config')
+    try:
+        args.opt = parse_optimizations(args.opt)
+    except ValueError as exc:
+        parser.error(f'--opt: {exc}')
+    if args.batch_size < 1 or min(args.img_size) < 32:
+        parser.error(f'--batch-size must be >= 1 and --img-size >= 32, got '
+                     f'{args.batch_size} and {args.img_size}')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.cfg_options:
+        from mmengine.config import DictAction
+        ns = argparse.Namespace()
+        DictAction(option_strings=[], dest='cfg')(None, ns, args.cfg_options)
+        args.cfg_options = ns.cfg
+    device = torch.device('cuda' if args.device == 'auto' and
+                          torch.cuda.is_available() else
+                          'cpu' if args.device == 'auto' else args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = device.type == 'cuda'
+    settings = BenchmarkSettings(
+        batch_size=args.batch_size, img_size=tuple(args.img_size),
+        warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
+        iters=args.iters if args.iters is not None else (30 if cuda else 5),
+        max_seconds=args.max_seconds if args.max_seconds > 0 else None,
+        min_iters=args.min_iters, optimizations=args.opt, fp16=args.fp16,
+        seed=args.seed, checkpoint=args.checkpoint,
+        breakdown=not args.no_breakdown, profile=not args.no_profile,
+        verify=not args.no_verify, interleave=args.interleave)
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    configs = resolve_configs(args.configs, args.all, root)
+    out_json = osp.join(args.out, 'benchmark.json')
+    print(f'benchmark: {len(configs)} config(s) on {device} '
+          f'({torch.get_num_threads()} threads), batch {settings.batch_size}'
+          f' x {settings.img_size[0]}x{settings.img_size[1]}, rewrites '
+          f"{','.join(settings.optimizations) or 'none'} -> {out_json}")
+    start = time.perf_counter()
+    report = run_benchmark(configs, settings, device, out_json,
+                           peer=not args.no_peer,
+                           cfg_options=args.cfg_options,
+                           progress=not args.no_progress)
+
+    from shufflenet_det.benchmark.report import (breakdown_markdown,
+                                                 complexity_cells,
+                                                 metrics_cells, write_report)
+    paths = write_report(args.out, report, metrics_cells(args.metrics),
+                         complexity_cells())
+    paths['breakdown'] = osp.join(args.out, 'breakdown.md')
+    with open(paths['breakdown'], 'w') as f:
+        f.write(breakdown_markdown(report))
+    print(f'done in {time.perf_counter() - start:.0f} s: ' +
+          ', '.join([out_json] + list(paths.values())))
+
+
+if __name__ == '__main__':
+    main()
