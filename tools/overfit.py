@@ -42,7 +42,7 @@ def parse_args():
 
 
 def read_scalars(path):
-    """(iter, loss) pairs and (iter, mAP) pairs from mmengine's scalars.json."""
+    """(iter, loss) and (iter, mAP) pairs from mmengine's scalars.json."""
     losses, maps = [], []
     with open(path) as f:
         for line in f:
