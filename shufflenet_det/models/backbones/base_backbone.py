@@ -1,11 +1,12 @@
 """The backbone contract shared by every backbone of the Table 7 suite."""
 import logging
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -134,6 +135,39 @@ class BaseDetBackbone(BaseModule):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+    # ------------------------------------------------------------- building
+    def _build_stem_and_stages(self, make_unit: Callable[..., nn.Module],
+                               norm_cfg: dict, act_cfg: dict) -> int:
+        """Build the stem and one stage per ``self.arch`` width.
+
+        The ShuffleNet-style layout shared by ShuffleNet v1/v2 and the
+        Xception-like backbone: a 3x3 stride-2 conv + 3x3 stride-2 max-pool
+        stem (stride 4), then stages whose first unit has stride 2.
+
+        Args:
+            make_unit (Callable): ``make_unit(stage, index, in_channels,
+                out_channels, stride)`` returns one unit.
+            norm_cfg (dict): Norm config of the stem conv.
+            act_cfg (dict): Activation config of the stem conv.
+
+        Returns:
+            int: Output channels of the last stage.
+        """
+        stem = self.arch['stem']
+        self.stem = nn.Sequential(
+            ConvModule(3, stem, 3, stride=2, padding=1, bias=False,
+                       norm_cfg=norm_cfg, act_cfg=act_cfg),
+            nn.MaxPool2d(3, stride=2, padding=1))
+        self.layers = nn.ModuleList()
+        in_ch = stem
+        for s, (out_ch, repeat) in enumerate(
+                zip(self.arch['channels'], self.arch['repeats'])):
+            self.layers.append(nn.Sequential(*[
+                make_unit(s, i, in_ch if i == 0 else out_ch, out_ch,
+                          2 if i == 0 else 1) for i in range(repeat)]))
+            in_ch = out_ch
+        return in_ch
 
     # ---------------------------------------------------------------- arch
     #: Subclasses with width tables set these: named archs and the keys a

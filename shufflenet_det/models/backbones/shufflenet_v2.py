@@ -142,19 +142,10 @@ class ShuffleNetV2(BaseDetBackbone):
         super().__init__(out_indices, frozen_stages, norm_eval, with_cp,
                          init_cfg)
         self.arch = self._resolve_arch(arch)
-        stem = self.arch['stem']
-        self.stem = nn.Sequential(
-            ConvModule(3, stem, 3, stride=2, padding=1, bias=False,
-                       norm_cfg=norm_cfg, act_cfg=act_cfg),
-            nn.MaxPool2d(3, stride=2, padding=1))
-        self.layers = nn.ModuleList()
-        in_ch = stem
-        for out_ch, repeat in zip(self.arch['channels'], self.arch['repeats']):
-            self.layers.append(nn.Sequential(*[
-                ShuffleUnitV2(in_ch if i == 0 else out_ch, out_ch,
-                              2 if i == 0 else 1, extra_dw, norm_cfg, act_cfg)
-                for i in range(repeat)]))
-            in_ch = out_ch
+        in_ch = self._build_stem_and_stages(
+            lambda s, i, cin, cout, stride: ShuffleUnitV2(
+                cin, cout, stride, extra_dw, norm_cfg, act_cfg),
+            norm_cfg, act_cfg)
         self.layers.append(_pw(in_ch, self.arch['conv5'], norm_cfg, act_cfg))
         self.stage_channels = (*self.arch['channels'], self.arch['conv5'])
         self.stage_strides = (8, 16, 32, 32)

@@ -3,7 +3,7 @@ from typing import Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import (ConvModule, DepthwiseSeparableConvModule,
+from mmcv.cnn import (DepthwiseSeparableConvModule,
                       build_activation_layer)
 from mmdet.registry import MODELS
 from torch import Tensor
@@ -153,19 +153,10 @@ class XceptionLike(BaseDetBackbone):
         super().__init__(out_indices, frozen_stages, norm_eval, with_cp,
                          init_cfg)
         self.arch = self._resolve_arch(arch)
-        stem = self.arch['stem']
-        self.stem = nn.Sequential(
-            ConvModule(3, stem, 3, stride=2, padding=1, bias=False,
-                       norm_cfg=norm_cfg, act_cfg=act_cfg),
-            nn.MaxPool2d(3, stride=2, padding=1))
-        self.layers = nn.ModuleList()
-        in_ch = stem
-        for out_ch, repeat in zip(self.arch['channels'], self.arch['repeats']):
-            self.layers.append(nn.Sequential(*[
-                XceptionUnit(in_ch if i == 0 else out_ch, out_ch,
-                             2 if i == 0 else 1, norm_cfg, act_cfg)
-                for i in range(repeat)]))
-            in_ch = out_ch
+        self._build_stem_and_stages(
+            lambda s, i, cin, cout, stride: XceptionUnit(
+                cin, cout, stride, norm_cfg, act_cfg),
+            norm_cfg, act_cfg)
         self.stage_channels = tuple(self.arch['channels'])
         self.stage_strides = (8, 16, 32)
         self._check_contract()
