@@ -5,7 +5,6 @@ from mmdet.registry import MODELS
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
 from shufflenet_det.models.backbones import ShuffleNetV2
-from .utils import bn_running_stats, check_norm_state
 
 ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
 # arch: (stage2, stage3, stage4, conv5) channels, from Table 5.
@@ -68,52 +67,6 @@ def test_registered_and_built_from_config():
     model = MODELS.build(dict(type='ShuffleNetV2', arch=1.0, extra_dw=True))
     assert isinstance(model, ShuffleNetV2)
     assert model.layers[0][0].extra_dw is not None
-
-
-@pytest.mark.parametrize('frozen_stages', [0, 1, 2, 4])
-def test_frozen_stages(frozen_stages):
-    model = ShuffleNetV2('0.5x', frozen_stages=frozen_stages,
-                         out_indices=(0, 1, 2, 3))
-    model.train()
-    frozen = [model.stem] + list(model.layers[:frozen_stages])
-    trainable = list(model.layers[frozen_stages:])
-    before = [bn_running_stats(m) for m in frozen]
-    model(torch.rand(2, 3, 64, 64))
-    for module, stats in zip(frozen, before):
-        assert all(not p.requires_grad for p in module.parameters())
-        assert check_norm_state(module.modules(), False)
-        for (m0, v0), (m1, v1) in zip(stats, bn_running_stats(module)):
-            assert torch.equal(m0, m1) and torch.equal(v0, v1)
-    for module in trainable:
-        assert all(p.requires_grad for p in module.parameters())
-        assert check_norm_state(module.modules(), True)
-
-
-def test_no_freezing_by_default():
-    model = ShuffleNetV2('0.5x').train()
-    assert all(p.requires_grad for p in model.parameters())
-    assert check_norm_state(model.modules(), True)
-
-
-@pytest.mark.parametrize('norm_cfg', [dict(type='BN'), dict(type='SyncBN')])
-def test_norm_eval(norm_cfg):
-    model = ShuffleNetV2('0.5x', norm_cfg=norm_cfg, norm_eval=True)
-    model.train()
-    assert check_norm_state(model.modules(), False)
-    assert all(p.requires_grad for p in model.parameters())
-
-
-def test_with_cp_matches_plain_forward_and_backward():
-    torch.manual_seed(0)
-    ref = ShuffleNetV2('0.5x', out_indices=(1, 2), norm_eval=True)
-    cp_model = ShuffleNetV2('0.5x', out_indices=(1, 2), norm_eval=True,
-                            with_cp=True)
-    cp_model.load_state_dict(ref.state_dict())
-    x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    outs = [sum(f.sum() for f in m.train()(x)) for m in (ref, cp_model)]
-    grads = [torch.autograd.grad(o, x)[0] for o in outs]
-    torch.testing.assert_close(outs[0], outs[1])
-    torch.testing.assert_close(grads[0], grads[1])
 
 
 @pytest.mark.parametrize('arch', ARCHS)
