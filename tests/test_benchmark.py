@@ -50,6 +50,9 @@ def test_gemm_rate_reports_rates():
     rate = gemm_rate(CPU, n=64, warmup=1, iters=3)
     assert rate['n'] == 64 and rate['dtype'] == 'float32'
     assert rate['macs_per_s_best'] >= rate['macs_per_s_median'] > 0
+    # The reference is the faster of BLAS and oneDNN.
+    assert rate['macs_per_s_best'] == max(rate['mm']['macs_per_s_best'],
+                                          rate['conv1x1']['macs_per_s_best'])
 
 
 # ------------------------------------------------------------- counting
@@ -284,11 +287,35 @@ def test_benchmark_detector_small(tmp_path):
 
 
 def test_interleave_alternates_peer_and_ours():
-    from shufflenet_det.benchmark.runner import interleave
+    from shufflenet_det.benchmark.runner import interleaved_ratio
     order = []
-    result = interleave(lambda: order.append('ours'),
-                        lambda: order.append('peer'), CPU, rounds=3)
+    result = interleaved_ratio(lambda: order.append('ours'),
+                               lambda: order.append('peer'), CPU, rounds=3)
     assert order == ['peer', 'ours'] * 3
     assert len(result['times_s']) == len(result['peer_times_s']) == 3
     ratio = result['ratio']
     assert ratio['min'] <= ratio['median'] <= ratio['max']
+
+
+def test_part_timer_marks_nms_on_worker_threads():
+    from concurrent.futures import ThreadPoolExecutor
+    nms_module = importlib.import_module('mmcv.ops.nms')
+
+    class Head(nn.Module):
+        def forward(self, x):
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda _: nms_module.nms(
+                    torch.zeros(1, 4), torch.ones(1), 0.5), range(2)))
+            return x
+
+    holder = nn.Module()
+    holder.head = Head()
+    with PartTimer(holder, [('head', 'head', 'forward')]) as timer:
+        holder.head(torch.zeros(1))
+    assert timer.parallel == {'NMS (head, on threads)'}
+    rows = {r['part']: r for r in breakdown(dict(timer.seconds), 1.0, 1,
+                                            timer.parallel)}
+    assert rows['NMS (head, on threads)']['parallel']
+    # The threads' time is inside 'head': 'other' is 1 s minus 'head' only.
+    assert rows['other (glue, data structures)']['ms_per_batch'] == \
+        pytest.approx(1e3 - rows['head']['ms_per_batch'])

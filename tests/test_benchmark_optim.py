@@ -83,6 +83,25 @@ def test_shufflenet_v2_fold_and_channels_last(extra_dw):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4 * e.abs().max())
 
 
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_fused_shuffle_is_bit_identical(channels_last):
+    from shufflenet_det.models.backbones import ShuffleNetV2
+    model = randomize_(ShuffleNetV2('0.5x', extra_dw=True,
+                                    out_indices=(0, 1, 2))).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = model(x)
+        info = optimize_for_inference(model, 'shuffle')
+        got = model(x)
+    assert info['fused_shuffle'] == 16
+    for e, g in zip(expected, got):
+        assert torch.equal(e, g)
+        assert g.is_contiguous(memory_format=torch.channels_last) == \
+            channels_last
+
+
 def test_optimize_rejects_bad_input():
     with pytest.raises(ValueError, match='unknown optimisation'):
         parse_optimizations('fold,warp')
@@ -282,3 +301,65 @@ def test_topk_nms_alone_is_exact(detector):
         assert_same_detections(e.pred_instances, g.pred_instances,
                                score_tol=0.0, box_tol=0.0)
 
+
+
+# ------------------------------------------------------------ PSRoIAlign
+@pytest.mark.parametrize('output_size,sampling_ratio', [((7, 7), 2),
+                                                        ((3, 2), 3)])
+def test_grid_psroi_align_matches_torchvision(output_size, sampling_ratio):
+    from torchvision.ops import ps_roi_align
+
+    from shufflenet_det.utils.psroi import GridPSRoIAlign
+    gen = torch.Generator().manual_seed(7)
+    bins = output_size[0] * output_size[1]
+    feat = torch.randn(3, 4 * bins, 13, 19, generator=gen)
+    # Image 1 has no RoI; RoIs run past every border; order is shuffled.
+    index = torch.tensor([0, 2] * 60, dtype=torch.float32)[:, None]
+    xy = torch.rand(120, 2, generator=gen) * 700 - 100
+    wh = torch.rand(120, 2, generator=gen) * 300
+    rois = torch.cat([index, xy, xy + wh], 1)
+    rois = rois[torch.randperm(120, generator=gen)]
+    layer = GridPSRoIAlign(output_size, 1 / 32., sampling_ratio)
+    got = layer(feat, rois)
+    expected = ps_roi_align(feat, rois, output_size, 1 / 32., sampling_ratio)
+    assert got.shape == expected.shape == (120, 4, *output_size)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert layer(feat, rois[:0]).shape == (0, 4, *output_size)
+    # Adaptive sampling is torchvision's own business.
+    adaptive = GridPSRoIAlign(output_size, 1 / 32., 0)
+    assert torch.equal(adaptive(feat, rois),
+                       ps_roi_align(feat, rois, output_size, 1 / 32., 0))
+
+
+# -------------------------------------------------------- pre-processing
+@pytest.mark.parametrize('bgr_to_rgb,pad_value', [(True, 0), (False, 3.5)])
+def test_fast_preprocess_is_bit_identical(bgr_to_rgb, pad_value):
+    from mmdet.models.data_preprocessors import DetDataPreprocessor
+    from mmdet.structures import DetDataSample
+
+    from shufflenet_det.utils.preprocess import fast_det_preprocess
+    pre = DetDataPreprocessor(mean=[123.675, 116.28, 103.53],
+                              std=[58.395, 57.12, 57.375],
+                              bgr_to_rgb=bgr_to_rgb, pad_size_divisor=32,
+                              pad_value=pad_value)
+    gen = torch.Generator().manual_seed(8)
+    sizes = [(50, 70), (64, 33)]  # different sizes: padding to 64 x 96
+
+    def batch():
+        return dict(
+            inputs=[torch.randint(0, 256, (3, h, w), generator=gen,
+                                  dtype=torch.uint8) for h, w in sizes],
+            data_samples=[DetDataSample(metainfo=dict(img_shape=s))
+                          for s in sizes])
+
+    data = batch()
+    expected = pre(copy.deepcopy(data), False)
+    got = fast_det_preprocess(pre, copy.deepcopy(data), False)
+    assert got['inputs'].shape == expected['inputs'].shape == (2, 3, 64, 96)
+    assert torch.equal(got['inputs'], expected['inputs'])
+    for e, g in zip(expected['data_samples'], got['data_samples']):
+        assert e.batch_input_shape == g.batch_input_shape == (64, 96)
+        assert e.pad_shape == g.pad_shape
+    # Training goes to mmdet.
+    train = fast_det_preprocess(pre, copy.deepcopy(data), True)
+    assert torch.equal(train['inputs'], expected['inputs'])

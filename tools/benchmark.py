@@ -72,14 +72,14 @@ def parse_args(argv=None):
                         help='CUDA autocast float16 (default: fp32)')
     parser.add_argument('--opt', default='default',
                         help="inference rewrites (outputs stay equal to "
-                        "eager): comma-separated subset of fold,cl,nms,"
-                        "compile, or 'none' (eager), 'default' (all but "
-                        "compile), 'all' (default: %(default)s)")
+                        "eager): comma-separated subset of pre,fold,cl,"
+                        "shuffle,nms,psroi,compile, or 'none' (eager), "
+                        "'default' (all but compile), 'all' (default: "
+                        "%(default)s)")
     parser.add_argument('--no-peer', action='store_true',
                         help='skip the torchvision peer')
     parser.add_argument('--no-verify', action='store_true',
-                        help='skip the eager reference step (no '
-                        'eager-vs-optimised check)')
+                        help='skip the eager-vs-optimised check of each part')
     parser.add_argument('--no-breakdown', action='store_true',
                         help='skip the per-part timing step')
     parser.add_argument('--no-profile', action='store_true',

@@ -7,6 +7,7 @@ generation) is charged to the nested part only. Each wrapped call is also a
 ``torch.profiler.record_function`` range, so a profiler trace shows the same
 parts.
 """
+import threading
 import time
 from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -53,6 +54,9 @@ class PartTimer:
     Attributes:
         seconds (dict[str, float]): Exclusive seconds per label.
         calls (dict[str, int]): Number of calls per label.
+        parallel (set[str]): Labels timed on worker threads (e.g. per-image
+            NMS run concurrently); their time overlaps the enclosing part's
+            and is not subtracted from it.
     """
 
     def __init__(self, model, parts: Sequence[Tuple[str, str, str]] =
@@ -66,27 +70,46 @@ class PartTimer:
         self.sync = sync or (lambda: None)
         self.seconds: Dict[str, float] = defaultdict(float)
         self.calls: Dict[str, int] = defaultdict(int)
-        self._stack: List[List] = []
+        self.parallel = set()
+        self._main_stack: List[List] = []
+        self._local = threading.local()
+        self._main = threading.get_ident()
         self._restore: List[Callable[[], None]] = []
+
+    def _stack(self) -> List[List]:
+        if threading.get_ident() == self._main:
+            return self._main_stack
+        if not hasattr(self._local, 'stack'):
+            self._local.stack = []
+        return self._local.stack
 
     def _wrap(self, label: Optional[str], fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
-            name = label or 'NMS (' + (self._stack[-1][0] if self._stack
-                                      else 'other') + ')'
+            stack = self._stack()
+            name = label
+            if name is None:  # NMS: named after the part that calls it
+                if stack:
+                    name = f'NMS ({stack[-1][0]})'
+                elif threading.get_ident() != self._main and \
+                        self._main_stack:
+                    name = f'NMS ({self._main_stack[-1][0]}, on threads)'
+                    self.parallel.add(name)
+                else:
+                    name = 'NMS (other)'
             self.sync()
             frame = [name, time.perf_counter(), 0.0]  # label, start, nested
-            self._stack.append(frame)
+            stack.append(frame)
             try:
                 with torch.profiler.record_function(name):
                     return fn(*args, **kwargs)
             finally:
                 self.sync()
                 elapsed = time.perf_counter() - frame[1]
-                self._stack.pop()
+                stack.pop()
                 self.seconds[name] += elapsed - frame[2]
                 self.calls[name] += 1
-                if self._stack:
-                    self._stack[-1][2] += elapsed
+                if stack:
+                    stack[-1][2] += elapsed
 
         return wrapper
 
@@ -119,10 +142,11 @@ class PartTimer:
         """Forget the accumulated times."""
         self.seconds.clear()
         self.calls.clear()
+        self.parallel.clear()
 
 
-def breakdown(seconds: Dict[str, float], total_s: float,
-              iterations: int) -> List[dict]:
+def breakdown(seconds: Dict[str, float], total_s: float, iterations: int,
+              parallel=()) -> List[dict]:
     """Per-part rows with the unattributed rest as ``'other'``.
 
     Args:
@@ -130,6 +154,9 @@ def breakdown(seconds: Dict[str, float], total_s: float,
             ``iterations`` steps.
         total_s (float): Wall time of those steps.
         iterations (int): Number of steps.
+        parallel (Iterable[str]): Parts timed on worker threads: their rows
+            get ``parallel=True`` and stay out of the sum (their time
+            overlaps the part that started the threads).
 
     Returns:
         list[dict]: ``part``, ``ms_per_batch`` and ``share`` (of
@@ -137,7 +164,10 @@ def breakdown(seconds: Dict[str, float], total_s: float,
     """
     rows = [dict(part=k, ms_per_batch=1e3 * v / iterations,
                  share=v / total_s) for k, v in seconds.items()]
-    rest = total_s - sum(seconds.values())
+    for row in rows:
+        if row['part'] in parallel:
+            row['parallel'] = True
+    rest = total_s - sum(v for k, v in seconds.items() if k not in parallel)
     rows.append(dict(part='other (glue, data structures)',
                      ms_per_batch=1e3 * rest / iterations,
                      share=rest / total_s))

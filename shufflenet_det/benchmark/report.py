@@ -201,6 +201,19 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
                 gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
 
 
+def _gemm_sentence(gemm: dict) -> str:
+    kinds = [(k, gemm[k]) for k in ('mm', 'conv1x1') if k in gemm]
+    detail = ', '.join(
+        f"{'torch.mm' if k == 'mm' else '1x1 conv (oneDNN/cuDNN)'} "
+        f"{v['macs_per_s_best'] / 1e9:.1f}" for k, v in kinds)
+    return (f"fp32 GEMM reference: {gemm_reference(gemm) / 1e9:.1f} GMAC/s, "
+            f"the best n={gemm['n']} product (GMAC/s: {detail}; best of "
+            f"{gemm['iters']} at the start"
+            + (' and at the end' if 'end' in gemm else '')
+            + ' of the run, same threads). "of GEMM" = multiply-adds executed'
+            ' per second / this rate.')
+
+
 def gemm_reference(gemm: dict) -> float:
     """The GEMM rate that ``gemm_fraction`` values are relative to."""
     return gemm.get('macs_per_s_reference', gemm['macs_per_s_best'])
@@ -321,13 +334,7 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
                   + (f", {peer['gemm_fraction'] * 100:.0f}% of the GEMM rate"
                      if peer.get('gemm_fraction') is not None else '') + '.']
     if gemm:
-        lines += ['', f"fp32 GEMM reference: {gemm_reference(gemm) / 1e9:.1f}"
-                  f" GMAC/s, the best of {gemm['iters']} torch.mm "
-                  f"{gemm['n']}x{gemm['n']} products at the start"
-                  + (' and at the end' if 'end' in gemm else '')
-                  + ' of the run, same threads (median at the start '
-                  f"{gemm['macs_per_s_median'] / 1e9:.1f}). \"of GEMM\" = "
-                  'multiply-adds executed per second / this rate.']
+        lines += ['', _gemm_sentence(gemm)]
     if merged['unplaced']:
         lines += ['', '## Configs outside the table or failed', '']
         for item in merged['unplaced']:
@@ -371,8 +378,9 @@ def plot(merged: dict, path: str) -> bool:
     ax_ours.set_title(f"This project: {env.get('device', '?')}, "
                       f"{env.get('torch_threads', '?')} threads", fontsize=9)
     ax_paper.set_title('Paper, Table 7 (GPU)', fontsize=9)
+    ax_ours.set_xlabel('backbone MFLOPs at 224x224 (counted)')
+    ax_paper.set_xlabel('complexity level (MFLOPs at 224x224)')
     for ax in (ax_ours, ax_paper):
-        ax.set_xlabel('backbone MFLOPs at 224x224')
         ax.set_ylabel('images/s (batch 4, 800x1200)')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -410,9 +418,11 @@ def _breakdown_table(rows: List[dict], with_macs: bool) -> List[str]:
         head += ' GMACs / batch | GMAC/s | of GEMM |'
         rule += '---|---|---|'
     lines = [head, rule]
-    total = sum(r['ms_per_batch'] for r in rows)
+    total = sum(r['ms_per_batch'] for r in rows if not r.get('parallel'))
     for r in rows:
-        line = (f"| {r['part']} | {r['ms_per_batch']:.1f} | "
+        # Time on worker threads overlaps its caller's row: shown, not added.
+        part = f"({r['part']})" if r.get('parallel') else r['part']
+        line = (f"| {part} | {r['ms_per_batch']:.1f} | "
                 f"{100 * r['share']:.1f}% |")
         if with_macs:
             macs, rate = r.get('macs_per_batch'), r.get('macs_per_s')
@@ -450,11 +460,12 @@ def breakdown_markdown(benchmark: dict,
              f"Command: `{env.get('command')}`", '',
              'One step per model, timed part by part after the timed steps '
              '(exclusive wall time: NMS is charged to its own row, not to '
-             'the part that calls it; "other" is the remainder). MACs are '
-             'counted on the eager step with the same input.']
+             'the part that calls it; "other" is the remainder). A row in '
+             'parentheses ran on worker threads while its caller waited: '
+             'its time is part of the caller\'s and not added to the total. '
+             'MACs are counted on the first call with the same input.']
     if gemm:
-        lines.append(f"GEMM reference: {gemm_reference(gemm) / 1e9:.1f} "
-                     f"GMAC/s (best torch.mm {gemm['n']}^3).")
+        lines.append(_gemm_sentence(gemm))
     results = [r for r in benchmark.get('results', []) if 'breakdown' in r]
     for family, level in focus:
         for r in results:
@@ -501,7 +512,8 @@ def breakdown_markdown(benchmark: dict,
                   '|---|' + '---|' * (len(parts) + 1)]
         for r in results:
             ms = {row['part']: row['ms_per_batch'] for row in r['breakdown']}
+            total = sum(row['ms_per_batch'] for row in r['breakdown']
+                        if not row.get('parallel'))
             lines.append(f"| {r['name']} | " + ' | '.join(
-                _fmt(ms.get(p), '.0f') for p in parts)
-                + f" | {sum(ms.values()):.0f} |")
+                _fmt(ms.get(p), '.0f') for p in parts) + f' | {total:.0f} |')
     return '\n'.join(lines) + '\n'

@@ -8,7 +8,7 @@ import os.path as osp
 import statistics
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -70,8 +70,8 @@ class BenchmarkSettings:
         breakdown (bool): Time each inference part in one extra step.
         profile (bool): Run that step under ``torch.profiler`` too and keep
             the operators that took the most time.
-        verify (bool): Run the eager model once first, to check the
-            optimised parts against it.
+        verify (bool): Check every optimised part against the eager
+            reference step.
         interleave (int): For the configs of ``interleave_cells``, this many
             extra rounds of one peer step then one step of ours, so that
             their ratio is measured under the same machine load.
@@ -202,10 +202,11 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
                        ) -> dict:
     """Measure one config.
 
-    Steps: build (random weights unless ``settings.checkpoint``); one eager
-    step counting multiply-adds and recording each part's inputs/outputs;
-    optimise; check each optimised part against its eager twin; first call
-    (compiles, if asked); warm-up; timed steps; one step with part timers.
+    Steps: build (random weights unless ``settings.checkpoint``); one
+    reference step (eager dense parts) counting multiply-adds and recording
+    each part's inputs/outputs; optimise; check each optimised part against
+    its eager twin; first call (compiles, if asked); warm-up; timed steps;
+    one step with part timers (and ``torch.profiler``).
 
     Args:
         config (str): Config path.
@@ -238,23 +239,27 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     step = detector_step(model, data, device, settings.fp16)
     result['build_s'] = time.perf_counter() - start
 
-    calls = {}
+    # Reference step, every dense part eager: it counts the multiply-adds
+    # (no rewrite adds, drops or resizes a convolution or linear layer, so
+    # the timed model executes the same ones) and records each part's inputs
+    # and outputs for the eager-vs-optimised check. It already uses the
+    # top-k NMS when asked to, which is bit-identical to mmdet's (see
+    # tests/test_benchmark_optim.py): mmdet's NMS of 80,000 boxes per image
+    # would make this step cost more than the whole measurement.
     optimizations = list(settings.optimizations)
-    if settings.verify:
-        # The reference keeps every dense part eager. It already uses the
-        # top-k NMS when asked to (bit-identical to mmdet's, see
-        # tests/test_benchmark_optim.py): mmdet's NMS of 80,000 boxes per
-        # image would make the reference step cost more than the benchmark.
-        if 'nms' in optimizations:
-            optimize_for_inference(model, ['nms'])
-            optimizations.remove('nms')
-        with PartRecorder(model, CHECK_PARTS) as recorder:
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-        result['reference_call_s'] = time.perf_counter() - start
-        calls = recorder.calls
+    if 'nms' in optimizations:
+        optimize_for_inference(model, ['nms'])
+        optimizations.remove('nms')
+    with MacCounter(model, MAC_PARTS) as counter, PartRecorder(
+            model, CHECK_PARTS if settings.verify else ()) as recorder:
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+    result['reference_call_s'] = time.perf_counter() - start
+    result['macs_per_batch'] = counter.total
+    result['macs_by_part'] = dict(counter.by_part)
+    calls = recorder.calls
     result['optimization'] = optimize_for_inference(model, optimizations)
     if 'nms' in settings.optimizations:
         result['optimization']['topk_nms'] = [
@@ -268,39 +273,21 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         result['equivalence_ok'] = all(
             'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
             for c in check.values())
-    # Multiply-adds executed by the timed model, counted on its first call;
-    # hooks do not see inside compiled graphs, so a compiled model is
-    # counted on an eager twin built the same way.
-    counted = model
-    if result['optimization']['compiled']:
-        counted = build_detector(cfg, device, settings.checkpoint,
-                                 settings.seed)
-        optimize_for_inference(counted, [o for o in settings.optimizations
-                                         if o != 'compile'])
-    with MacCounter(counted, MAC_PARTS) as counter:
-        synchronize(device)
-        start = time.perf_counter()
-        if counted is model:
-            step()  # first optimised call: compiles when asked to
-        else:
-            detector_step(counted, data, device, settings.fp16)()
-        synchronize(device)
+    synchronize(device)
+    start = time.perf_counter()
+    step()  # first optimised call (compiles, when asked to)
+    synchronize(device)
     result['first_call_s'] = time.perf_counter() - start
-    result['macs_per_batch'] = counter.total
-    result['macs_by_part'] = dict(counter.by_part)
-    if counted is not model:
-        del counted
-        start = time.perf_counter()
-        step()  # first compiled call
-        synchronize(device)
-        result['first_call_s'] = time.perf_counter() - start
     timing = time_iterations(step, device, settings.warmup, settings.iters,
                              settings.max_seconds, settings.min_iters,
                              desc=result['name'], progress=progress)
     result.update(timing)
     result.update(_rates(timing['times_s'], result.get('macs_per_batch'),
                          settings.batch_size, gemm))
-    if settings.breakdown:
+    if settings.breakdown and result['optimization']['compiled']:
+        # Wrapping a compiled module's forward would recompile it.
+        result['breakdown_skipped'] = 'compiled parts'
+    elif settings.breakdown:
         sync = (lambda: torch.cuda.synchronize(device)) \
             if device.type == 'cuda' else None
         with PartTimer(model, DETECTOR_PARTS, sync=sync) as timer, \
@@ -310,7 +297,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
             step()
             synchronize(device)
             total = time.perf_counter() - start
-        result['breakdown'] = breakdown(timer.seconds, total, 1)
+        result['breakdown'] = breakdown(timer.seconds, total, 1,
+                                        timer.parallel)
         _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
         if prof is not None:
             result['top_ops'] = top_operators(prof)
@@ -318,14 +306,15 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     if peer_step is not None and settings.interleave > 0 and cell and \
             (cell['family'], cell['level']) in \
             {tuple(c) for c in settings.interleave_cells}:
-        result['interleaved'] = interleave(step, peer_step, device,
-                                           settings.interleave)
+        result['interleaved'] = interleaved_ratio(step, peer_step, device,
+                                                  settings.interleave)
     result['load_average_end'] = load_average()
     return result
 
 
-def interleave(step: Callable[[], object], peer_step: Callable[[], object],
-               device: torch.device, rounds: int) -> dict:
+def interleaved_ratio(step: Callable[[], object],
+                      peer_step: Callable[[], object],
+                      device: torch.device, rounds: int) -> dict:
     """Alternate peer and own steps; the ratio of each adjacent pair.
 
     Machine load that changes over minutes cancels out of the ratio of two
@@ -434,9 +423,11 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
     report['settings']['optimizations'] = list(settings.optimizations)
     if gemm:
         report['gemm'] = gemm_rate(device)
-        log(f"fp32 GEMM: {report['gemm']['macs_per_s_best'] / 1e9:.1f} "
-            f'GMAC/s (torch.mm {report["gemm"]["n"]}^3, best of '
-            f"{report['gemm']['iters']})")
+        g = report['gemm']
+        log(f"fp32 GEMM {g['n']}^3: torch.mm "
+            f"{g['mm']['macs_per_s_best'] / 1e9:.1f} GMAC/s, 1x1 conv "
+            f"{g['conv1x1']['macs_per_s_best'] / 1e9:.1f} GMAC/s (best of "
+            f"{g['iters']})")
     the_peer_step = None
     if peer:
         report['peer'], the_peer_step = benchmark_peer(

@@ -4,6 +4,9 @@ Eager mmdet inference on a CPU spends much of its time outside the
 multiply-adds. Each rewrite below removes one such cost without changing
 what is computed:
 
+- ``pre``: mmdet's test-time pre-processing (BGR to RGB, normalise, pad,
+  stack) writes each image once, straight into a channels-last batch (see
+  :mod:`shufflenet_det.utils.preprocess`); bit-identical.
 - ``fold``: every eval-mode BatchNorm that directly follows a convolution is
   folded into the convolution's weight and bias (``W' = W * g / s``,
   ``b' = (b - mu) * g / s + beta``) and replaced by ``nn.Identity``, saving
@@ -11,9 +14,17 @@ what is computed:
 - ``cl`` (channels_last): 4-D weights are stored NHWC; PyTorch propagates
   NHWC through the convolutions, where 1x1 convolutions become plain GEMMs
   and oneDNN needs no reorders.
+- ``shuffle``: a ShuffleNet V2 unit's concatenation + channel shuffle (two
+  copies, the second a strided transpose) becomes one interleaving copy
+  that keeps channels-last; bit-identical.
 - ``nms``: the RPN's and the R-CNN's NMS stop as soon as the kept boxes can
   no longer change (see :mod:`shufflenet_det.utils.nms`): the same boxes as
-  mmdet's, bit for bit, without suppressing 80,000 boxes per image.
+  mmdet's, bit for bit, without suppressing 80,000 boxes per image; and the
+  images of a batch go through RPN post-processing on parallel threads
+  (torchvision's NMS releases the GIL).
+- ``psroi``: torchvision's single-threaded CPU ``ps_roi_align`` is replaced
+  by the same pooling through one multi-threaded ``grid_sample`` call (see
+  :mod:`shufflenet_det.utils.psroi`); same values up to rounding.
 - ``compile`` (optional; costs compile time on the first call of every
   input shape): ``torch.compile`` with inductor freezing on the dense,
   fixed-shape parts (backbone, neck, RPN convolutions, large separable
@@ -39,11 +50,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: Every optimisation, in the order they are applied.
-OPTIMIZATIONS = ('fold', 'cl', 'nms', 'compile')
+OPTIMIZATIONS = ('pre', 'fold', 'cl', 'shuffle', 'nms', 'psroi', 'compile')
 
 #: What the benchmark applies unless told otherwise: all but ``compile``,
 #: whose compile time would dominate a bounded CPU run.
-DEFAULT_OPTIMIZATIONS = ('fold', 'cl', 'nms')
+DEFAULT_OPTIMIZATIONS = ('pre', 'fold', 'cl', 'shuffle', 'nms', 'psroi')
 
 #: Submodules (dotted paths) whose forward has fixed shapes for a fixed input
 #: size, so that a compiled graph is reused; missing ones are skipped.
@@ -105,6 +116,72 @@ def fold_batchnorm(model: nn.Module) -> int:
                     module._modules[b] = nn.Identity()
                     folded += 1
     return folded
+
+
+def interleave(a: Tensor, b: Tensor) -> Tensor:
+    """``channel_shuffle(torch.cat((a, b), 1), 2)`` in one copy.
+
+    Output channel ``2i`` is ``a[:, i]`` and ``2i + 1`` is ``b[:, i]``. In
+    channels-last memory the pairs are adjacent floats of one pixel, so
+    stacking on a new last axis writes the result once and keeps NHWC.
+
+    Args:
+        a (Tensor): (N, C, H, W).
+        b (Tensor): (N, C, H, W).
+
+    Returns:
+        Tensor: (N, 2C, H, W), channels-last if the inputs are.
+    """
+    n, c, h, w = a.shape
+    # ``a`` may be a channel slice of an NHWC map (strided, but channels
+    # innermost): NHWC as well.
+    if b.is_contiguous(memory_format=torch.channels_last) or a.stride(1) == 1:
+        return torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)),
+                           4).reshape(n, h, w, 2 * c).permute(0, 3, 1, 2)
+    return torch.stack((a, b), 2).reshape(n, 2 * c, h, w)
+
+
+def _fused_unit_forward(self, x: Tensor) -> Tensor:
+    """``ShuffleUnitV2.forward`` with :func:`interleave`."""
+    if self.stride == 1:
+        half = x.shape[1] // 2
+        return interleave(x[:, :half], self._main(x[:, half:]))
+    return interleave(self.branch1(x), self._main(x))
+
+
+def fuse_shuffle_units(model: nn.Module) -> int:
+    """Give every ShuffleNet V2 unit the one-copy concat + shuffle.
+
+    Returns:
+        int: Number of units rewritten.
+    """
+    from shufflenet_det.models.backbones.shufflenet_v2 import ShuffleUnitV2
+    units = [m for m in model.modules() if type(m) is ShuffleUnitV2]
+    for unit in units:
+        _override_method(unit, 'forward', _fused_unit_forward)
+    return len(units)
+
+
+def replace_psroi_align(model: nn.Module) -> List[str]:
+    """Swap every ``torchvision.ops.PSRoIAlign`` for
+    :class:`~shufflenet_det.utils.psroi.GridPSRoIAlign` (same settings).
+
+    Returns:
+        list[str]: Names of the replaced modules.
+    """
+    from torchvision.ops import PSRoIAlign
+
+    from .psroi import GridPSRoIAlign
+    replaced = []
+    for name, parent in list(model.named_modules()):
+        for child_name, child in list(parent.named_children()):
+            if type(child) is PSRoIAlign:
+                setattr(parent, child_name, GridPSRoIAlign(
+                    child.output_size, child.spatial_scale,
+                    child.sampling_ratio))
+                replaced.append(f'{name}.{child_name}' if name else
+                                child_name)
+    return replaced
 
 
 def count_batchnorm(model: nn.Module) -> int:
@@ -170,9 +247,11 @@ def optimize_for_inference(model: nn.Module,
             with ``'compile'``. Default: :data:`DENSE_PARTS`.
 
     Returns:
-        dict: ``optimizations`` (applied, in order), ``folded_bn``,
+        dict: ``optimizations`` (applied, in order), ``fast_preprocess``
+        (bool), ``folded_bn``, ``fused_shuffle`` (units),
         ``unfolded_bn`` (BatchNorms left), ``channels_last`` (bool),
-        ``topk_nms`` (heads whose NMS was replaced) and ``compiled`` (paths).
+        ``topk_nms`` (heads whose NMS was replaced), ``grid_psroi`` (PS RoI
+        layers replaced) and ``compiled`` (paths).
 
     Raises:
         ValueError: If an optimisation is unknown or the model is in
@@ -182,19 +261,35 @@ def optimize_for_inference(model: nn.Module,
     if model.training:
         raise ValueError('optimize_for_inference: call model.eval() first '
                          '(training-mode BatchNorms cannot be folded)')
-    info: Dict[str, object] = dict(optimizations=list(opts), folded_bn=0,
-                                   channels_last=False, topk_nms=[],
-                                   compiled=[])
+    info: Dict[str, object] = dict(optimizations=list(opts),
+                                   fast_preprocess=False, folded_bn=0,
+                                   channels_last=False, fused_shuffle=0,
+                                   topk_nms=[],
+                                   grid_psroi=[], compiled=[])
+    if 'pre' in opts:
+        from mmdet.models.data_preprocessors import DetDataPreprocessor
+
+        from .preprocess import fast_det_preprocess
+        pre = getattr(model, 'data_preprocessor', None)
+        if isinstance(pre, DetDataPreprocessor) and \
+                type(pre).forward is DetDataPreprocessor.forward:
+            info['fast_preprocess'] = _override_method(
+                pre, 'forward', fast_det_preprocess)
     if 'fold' in opts:
         info['folded_bn'] = fold_batchnorm(model)
     if 'cl' in opts:
         model.to(memory_format=torch.channels_last)
         info['channels_last'] = True
+    if 'shuffle' in opts:
+        info['fused_shuffle'] = fuse_shuffle_units(model)
     if 'nms' in opts:
-        from .nms import (topk_bbox_predict_by_feat_single,
-                          topk_rpn_bbox_post_process)
         from mmdet.models.dense_heads import RPNHead
+        from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
         from mmdet.models.roi_heads.bbox_heads import BBoxHead
+
+        from .nms import (threaded_predict_by_feat,
+                          topk_bbox_predict_by_feat_single,
+                          topk_rpn_bbox_post_process)
 
         # Only heads that use mmdet's own post-processing: a subclass that
         # overrides it keeps its version.
@@ -208,6 +303,13 @@ def optimize_for_inference(model: nn.Module,
                     getattr(type(head), method) is getattr(base, method):
                 _override_method(head, method, function)
                 info['topk_nms'].append(path)
+        rpn_head = get_submodule(model, 'rpn_head')
+        if 'rpn_head' in info['topk_nms'] and type(
+                rpn_head).predict_by_feat is BaseDenseHead.predict_by_feat:
+            _override_method(rpn_head, 'predict_by_feat',
+                             threaded_predict_by_feat)
+    if 'psroi' in opts:
+        info['grid_psroi'] = replace_psroi_align(model)
     if 'compile' in opts:
         for path in compile_parts:
             part = get_submodule(model, path)

@@ -25,7 +25,8 @@ float rounding of the threshold are decided as mmcv decides them), and
 mmcv's CPU kernel. Only the order of boxes with exactly equal scores may
 differ (mmcv's sort is not stable).
 """
-from typing import Optional, Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +90,53 @@ def topk_batched_nms(boxes: Tensor, scores: Tensor, groups: Tensor,
         m = min(num, 4 * m)
     keep = cand[keep[:max_num]]
     return torch.cat([boxes[keep], scores[keep, None]], -1), keep
+
+
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None or _POOL._max_workers != workers:
+        _POOL = ThreadPoolExecutor(workers, thread_name_prefix='nms')
+    return _POOL
+
+
+def threaded_predict_by_feat(self, cls_scores: List[Tensor],
+                             bbox_preds: List[Tensor],
+                             score_factors: Optional[List[Tensor]] = None,
+                             batch_img_metas: Optional[List[dict]] = None,
+                             cfg=None, rescale: bool = False,
+                             with_nms: bool = True) -> list:
+    """``BaseDenseHead.predict_by_feat`` with the images in parallel.
+
+    The per-image work (top-k, decoding, NMS) is mostly torch operators that
+    release the GIL, torchvision's single-threaded NMS among them, so the
+    images of a batch are post-processed on ``torch.get_num_threads()``
+    Python threads. Same calls, same results, in the same order.
+    """
+    from mmdet.models.utils import select_single_mlvl
+    num_levels = len(cls_scores)
+    mlvl_priors = self.prior_generator.grid_priors(
+        [cls_scores[i].shape[-2:] for i in range(num_levels)],
+        dtype=cls_scores[0].dtype, device=cls_scores[0].device)
+
+    def one(img_id: int):
+        factors = [None] * num_levels if score_factors is None else \
+            select_single_mlvl(score_factors, img_id, detach=True)
+        return self._predict_by_feat_single(
+            cls_score_list=select_single_mlvl(cls_scores, img_id,
+                                              detach=True),
+            bbox_pred_list=select_single_mlvl(bbox_preds, img_id,
+                                              detach=True),
+            score_factor_list=factors, mlvl_priors=mlvl_priors,
+            img_meta=batch_img_metas[img_id], cfg=cfg, rescale=rescale,
+            with_nms=with_nms)
+
+    workers = min(len(batch_img_metas), torch.get_num_threads())
+    if workers <= 1 or cls_scores[0].device.type != 'cpu':
+        return [one(i) for i in range(len(batch_img_metas))]
+    return list(_pool(workers).map(one, range(len(batch_img_metas))))
 
 
 def topk_rpn_bbox_post_process(self, results, cfg, rescale: bool = False,
