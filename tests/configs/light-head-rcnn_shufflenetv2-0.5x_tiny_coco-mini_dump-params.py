@@ -9,8 +9,3 @@ custom_hooks = [
     dict(type='InvalidLossGuardHook'),
     dict(type='DumpParamsHook')
 ]
-# ShuffleNetV2's conv5 (backbone.layers.3) exists but feeds no output with
-# out_indices=(1, 2), so DDP stops at iteration 2 with "Expected to have
-# finished reduction in the prior iteration" unless told to look for unused
-# parameters. Remove once the backbone stops building/training unused stages.
-find_unused_parameters = True
