@@ -25,10 +25,11 @@ what is computed:
 - ``psroi``: torchvision's single-threaded CPU ``ps_roi_align`` is replaced
   by the same pooling through one multi-threaded ``grid_sample`` call (see
   :mod:`shufflenet_det.utils.psroi`); same values up to rounding.
-- ``compile`` (optional; costs compile time on the first call of every
-  input shape): ``torch.compile`` with inductor freezing on the dense,
-  fixed-shape parts (backbone, neck, RPN convolutions, large separable
-  convolution).
+- ``compile`` (optional, off by default): ``torch.compile`` with inductor
+  freezing on the dense, fixed-shape parts (backbone, neck, RPN
+  convolutions, large separable convolution). On the 2-core CPU used for
+  ``results/`` it compiled (tens of seconds per config) but ran no faster
+  than the eager rewrites above, hence not a default.
 
 The results equal eager inference up to floating-point rounding, which
 :func:`verify_parts` measures part by part (the benchmark records it for
