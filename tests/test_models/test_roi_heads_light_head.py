@@ -105,6 +105,47 @@ def test_hardest_rois_ranks_by_cls_plus_box_loss():
                                  targets, weights, k=10)) == 4
 
 
+def test_hardest_rois_ranks_by_the_unweighted_loss_like_sum_ohem_loss():
+    """Official rule: top-k of cls + box loss, the x2 on the box loss applied
+    only after the selection (loss_opr_without_box_weight.sum_ohem_loss,
+    then ``loss_box *= 2`` in network_desp.py)."""
+    head = build_head()
+    assert head.bbox_head.loss_bbox.loss_weight == 2.0  # the official x2
+    num_classes = head.bbox_head.num_classes
+    labels = torch.tensor([num_classes, 2])  # RoI 0 background, 1 class 2
+    cls_score = torch.zeros(2, num_classes + 1)
+    cls_score[1, 2] = 3.
+    bbox_pred = torch.zeros(2, 4 * num_classes)
+    targets = torch.zeros(2, 4)
+    targets[1] = 1.  # smooth L1 (beta 1) of 0.5 per delta: 2.0 in all
+    weights = torch.zeros(2, 4)
+    weights[1] = 1.
+    # RoI 0: cls log(81) = 4.39 and no box loss; RoI 1: cls 1.61 + box 2.0
+    # = 3.61 unweighted (so RoI 0 is harder), but 1.61 + 2 x 2.0 = 5.61
+    # with the box loss weight applied (RoI 1 would be harder).
+    cls = torch.nn.functional.cross_entropy(cls_score, labels,
+                                            reduction='none')
+    box = torch.nn.functional.smooth_l1_loss(
+        bbox_pred.view(2, -1, 4)[1, 2], targets[1], reduction='sum')
+    assert cls[0] > cls[1] + box and cls[0] < cls[1] + 2 * box
+    keep = head.hardest_rois(cls_score, bbox_pred, labels, torch.ones(2),
+                             targets, weights, k=1)
+    assert keep.tolist() == [0]
+
+
+@pytest.mark.parametrize('loss', ['loss_cls', 'loss_bbox'])
+def test_ohem_with_zero_loss_weight_names_the_key(loss):
+    model = base_model_cfg()
+    head = copy.deepcopy(model.roi_head)
+    head.lsc.in_channels = C_IN
+    head.bbox_roi_extractor.featmap_strides = [32]
+    head.train_cfg = copy.deepcopy(model.train_cfg.rcnn)
+    head.test_cfg = model.test_cfg.rcnn
+    head.bbox_head[loss].loss_weight = 0.
+    with pytest.raises(ValueError, match=f'bbox_head.{loss}.loss_weight'):
+        MODELS.build(head)
+
+
 def test_predict_keeps_at_most_100_per_image():
     head = build_head().eval()
     with torch.no_grad():

@@ -127,7 +127,8 @@ model = dict(
             # R-CNN sampling = the official OHEM, not mmdet's OHEMSampler.
             # Official: every proposal plus every GT box is a candidate
             # (TRAIN.BATCH_SIZE=-1), and only the 256 x images_per_gpu RoIs
-            # of the batch with the largest cls + box loss are
+            # of the batch with the largest cls + box loss, unweighted (the
+            # x2 on the box loss applies after the selection), are
             # back-propagated (sum_ohem_loss). The sampler below keeps all
             # candidates (num > 2000 proposals + GT, pos_fraction=1);
             # LightHeadRoIHead applies the top-k. mmdet's OHEMSampler instead

@@ -25,10 +25,15 @@ class LightHeadRoIHead(StandardRoIHead):
     deltas.
 
     R-CNN sampling. ``train_cfg.ohem_topk = k`` enables the official rule
-    (``sum_ohem_loss``): the loss of every candidate RoI (classification +
-    box, as weighted in ``bbox_head``) is computed without gradient, and only
-    the ``k x num_images`` hardest RoIs of the whole batch enter the loss,
-    normalised by their number. The official code keeps all proposals plus
+    (``sum_ohem_loss`` in zengarden/light_head_rcnn
+    ``lib/detection_opr/utils/loss_opr_without_box_weight.py``): the loss of
+    every candidate RoI is computed without gradient and only the
+    ``k x num_images`` hardest RoIs of the whole batch enter the loss,
+    normalised by their number. RoIs are ranked by the *unweighted* sum
+    cross-entropy + smooth L1 (summed over the 4 deltas); the official code
+    doubles the box loss (``loss_box *= 2``) only after the selection, so
+    here ``loss_cls.loss_weight`` and ``loss_bbox.loss_weight`` (2.0 in the
+    configs) scale the kept RoIs' losses but never the ranking. The official code keeps all proposals plus
     the ground truth as candidates, which a ``RandomSampler`` with ``num``
     above ``max_per_img + #GT`` and ``pos_fraction=1.0`` reproduces. mmdet's
     ``OHEMSampler`` is a different rule: it ranks by classification loss
@@ -91,6 +96,13 @@ class LightHeadRoIHead(StandardRoIHead):
                 raise ValueError('LightHeadRoIHead: train_cfg.ohem_topk must '
                                  'be a positive int or None, but received '
                                  f'{self.ohem_topk!r}')
+            for name in ('loss_cls', 'loss_bbox'):
+                weight = getattr(getattr(head, name), 'loss_weight', 1.0)
+                if not weight > 0:
+                    raise ValueError(
+                        f'LightHeadRoIHead: train_cfg.ohem_topk ranks RoIs '
+                        f'by the unweighted loss and needs bbox_head.{name}.'
+                        f'loss_weight > 0, but received {weight!r}')
             if head.reg_decoded_bbox:
                 raise ValueError('LightHeadRoIHead: train_cfg.ohem_topk '
                                  'ranks encoded deltas and does not support '
@@ -174,6 +186,11 @@ class LightHeadRoIHead(StandardRoIHead):
                      k: int) -> Tensor:
         """Indices of the ``k`` RoIs with the largest cls + box loss.
 
+        The official ``sum_ohem_loss`` rule: the per-RoI cross-entropy plus
+        the smooth L1 of the RoI's class deltas, both *without* the heads'
+        ``loss_weight`` (the official x2 on the box loss is applied after
+        the selection, by ``bbox_head.loss``).
+
         Args:
             cls_score (Tensor): (K, num_classes + 1).
             bbox_pred (Tensor): (K, 4 * num_classes), or (K, 4) when
@@ -188,8 +205,11 @@ class LightHeadRoIHead(StandardRoIHead):
             Tensor: Long indices, shape (min(k, K), ), hardest first.
         """
         head = self.bbox_head
+        # mmdet's losses multiply by loss_weight inside forward; divide it
+        # out (checked > 0 at build time) to rank by the unweighted sum.
         loss = head.loss_cls(cls_score, labels, label_weights,
-                             reduction_override='none')
+                             reduction_override='none') / _loss_weight(
+                                 head.loss_cls)
         if not isinstance(loss, Tensor) or loss.shape != labels.shape:
             raise ValueError(
                 'LightHeadRoIHead: train_cfg.ohem_topk needs a per-RoI '
@@ -202,5 +222,10 @@ class LightHeadRoIHead(StandardRoIHead):
                 pred[pos, labels[pos]]
             box = head.loss_bbox(pred, bbox_targets[pos], bbox_weights[pos],
                                  reduction_override='none')
-            loss[pos] += box.sum(dim=-1)
+            loss[pos] += box.sum(dim=-1) / _loss_weight(head.loss_bbox)
         return loss.topk(min(k, loss.numel())).indices
+
+
+def _loss_weight(loss_module) -> float:
+    """``loss_weight`` of an mmdet loss module (1.0 when it has none)."""
+    return float(getattr(loss_module, 'loss_weight', 1.0))
