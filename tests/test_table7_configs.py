@@ -29,8 +29,10 @@ FAMILY_SLUGS = {
     'ShuffleNet v2': 'shufflenetv2',
     'ShuffleNet v2*': 'shufflenetv2star',
 }
-# The keys by which TABLE7_BACKBONES defines a cell.
-CELL_KEYS = ('type', 'arch', 'widen_factor', 'extra_dw')
+# The keys by which TABLE7_BACKBONES defines a cell, and the defaults that
+# equal leaving a key out.
+CELL_KEYS = ('type', 'arch', 'widen_factor', 'extra_dw', 'channel_rule')
+CELL_DEFAULTS = dict(extra_dw=False, channel_rule='torchvision')
 CELLS = [(family, level, cell)
          for family, levels in TABLE7_BACKBONES.items()
          for level, cell in levels.items()]
@@ -54,10 +56,9 @@ def load(name: str) -> dict:
 
 
 def cell_part(backbone: dict) -> dict:
-    """The backbone's CELL_KEYS; extra_dw=False is ShuffleNetV2's default,
-    so it equals leaving the key out."""
+    """The backbone's CELL_KEYS, leaving out those at their default."""
     return {k: backbone[k] for k in CELL_KEYS
-            if k in backbone and not (k == 'extra_dw' and not backbone[k])}
+            if k in backbone and backbone[k] != CELL_DEFAULTS.get(k, ())}
 
 
 def test_exactly_one_config_per_table7_cell():

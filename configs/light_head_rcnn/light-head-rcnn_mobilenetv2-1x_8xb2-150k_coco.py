@@ -1,5 +1,5 @@
-# Table 7, MobileNet v2 at the 300 MFLOPs level (width multiplier 1.0; the
-# multipliers of the four levels and why they are not all the paper's are in
+# Table 7, MobileNet v2 at the 300 MFLOPs level (width multiplier 1.0, Table
+# 8: 301 MFLOPs; the channel rule of each level and why are in
 # MobileNetV2Det's docstring). Only the backbone differs from the ShuffleNet
 # v2 configs; the detector sizes its heads from backbone.out_channels /
 # out_strides.

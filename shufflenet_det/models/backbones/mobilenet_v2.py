@@ -1,4 +1,5 @@
 """MobileNet v2 (Sandler et al., CVPR 2018) on the shared backbone contract."""
+import math
 import re
 from collections import OrderedDict
 from itertools import accumulate
@@ -23,28 +24,43 @@ class MobileNetV2Det(BaseDetBackbone):
     because mmdet already registers its own ``MobileNetV2``, which does not
     share :class:`BaseDetBackbone`'s contract (``out_channels``, one freezing
     and ``norm_eval`` code path). The blocks are mmdet's
-    :class:`~mmdet.models.layers.InvertedResidual`; channels follow the
-    torchvision/mmpretrain rule (``make_divisible(c * widen_factor, 8)``,
-    final 1x1 conv ``1280 * max(1, widen_factor)``), so ``widen_factor=1.0``
-    loads torchvision's ``mobilenet_v2`` weights.
+    :class:`~mmdet.models.layers.InvertedResidual`.
 
-    Width multipliers of the four Table 7 levels (multiply-adds at 224x224
-    with the 1000-class classifier, see :mod:`shufflenet_det.complexity`):
+    Channel rules (``channel_rule``, a key of :attr:`channel_rules`): how a
+    width ``c`` of ``arch_settings`` becomes a channel count at
+    ``widen_factor = w``.
 
-    ======  =========  ========  ==========================================
-    level   ours       MACs      paper Table 8 ("our impl.")
-    ======  =========  ========  ==========================================
-    40M     0.25       37.2 M    0.15 -> 39 M (0.15 gives 30.6 M here: -24%)
-    140M    0.6        151.0 M   0.6 -> 141 M
-    300M    1.0        300.8 M   1.0 -> 301 M
-    500M    1.3        509.4 M   1.4 -> 587 M (582.2 M here: +16%)
-    ======  =========  ========  ==========================================
+    - ``'torchvision'`` (default): the torchvision / mmpretrain / original
+      paper rule, ``make_divisible(c * w, 8)`` (nearest multiple of 8, never
+      below 90% of ``c * w``) for every layer, final 1x1 conv
+      ``1280 * max(1, w)``. ``widen_factor=1.0`` loads torchvision's
+      ``mobilenet_v2`` weights.
+    - ``'table8'``: a reconstruction of the ShuffleNet V2 paper's own
+      MobileNet v2 ("our impl." in its Table 8, code unpublished): ``c * w``
+      rounded *up* to a multiple of 4, the first bottleneck group keeps its
+      16 channels, and the final 1x1 conv is ``1280 * w`` also below 1 (the
+      TF-slim default without ``finegrain_classification_mode``). It is the
+      rule, among those tried (divisors 1-16; nearest / floor / ceil /
+      torchvision rounding; minimum widths; stem, first group and final
+      conv scaled or not), that reproduces three of Table 8's four numbers.
+      At 1.0 it builds exactly torchvision's network.
 
-    The paper's own 0.15 and 1.4 miss their levels by more than 10% under
-    this channel rule (its unpublished rounding evidently differs: its 0.6 is
-    smaller and its 0.15 larger than here), so the nearest multipliers within
-    10% of 40/140/300/500 M are used instead; 0.2 (34.9 M) and 0.65
-    (161.9 M) are the next candidates and both miss.
+    Multiply-adds at 224x224 with the 1000-class classifier
+    (:mod:`shufflenet_det.complexity`) beside Table 8's "our impl." rows:
+
+    =====  ===========  =========  ================  =================
+    w      torchvision  table8     Table 8           Table 7 config
+    =====  ===========  =========  ================  =================
+    0.15   30.6 M       38.6 M     39 M              ``'table8'``
+    0.6    151.0 M      141.1 M    141 M             ``'table8'``
+    1.0    300.8 M      300.8 M    301 M             ``'torchvision'``
+    1.4    582.2 M      572.4 M    587 M             ``'torchvision'``
+    =====  ===========  =========  ================  =================
+
+    No rule tried gives 587 M at 1.4 together with 301 M at 1.0; each Table
+    7 config uses the rule closer to its Table 8 row (at 1.4 torchvision's,
+    which is also the original paper's 1.4 network, reported there as
+    585 M).
 
     Stages (``out_indices``), as in mmdet's MobileNetV2: 0..6 are the seven
     inverted-residual groups of ``arch_settings`` (strides 2, 4, 8, 16, 16,
@@ -52,6 +68,8 @@ class MobileNetV2Det(BaseDetBackbone):
 
     Args:
         widen_factor (float): Width multiplier. Default: 1.0.
+        channel_rule (str): Key of :attr:`channel_rules`. Default:
+            ``'torchvision'``.
         out_indices (Sequence[int]): Default: (4, 6), the last stride-16 group
             (96 * widen_factor channels) for the RPN and the last stride-32
             group (320 * widen_factor) for the R-CNN head, mirroring
@@ -75,6 +93,9 @@ class MobileNetV2Det(BaseDetBackbone):
         (1, 96, 14, 14)
         (1, 320, 7, 7)
         (1, 1280, 7, 7)
+        >>> MobileNetV2Det(0.15, channel_rule='table8',
+        ...                out_indices=(7, )).stage_channels
+        (16, 4, 8, 12, 16, 24, 48, 192)
     """
 
     # expand_ratio, channels (at widen_factor 1), blocks, stride of the first
@@ -84,9 +105,25 @@ class MobileNetV2Det(BaseDetBackbone):
                      [6, 320, 1, 1]]
     stem_channels = 32
     last_channels = 1280
+    #: ``channel_rule`` -> divisor and rounding of ``c * w`` ('nearest':
+    #: mmdet's ``make_divisible``, never below 90%; 'ceil': round up),
+    #: whether the first group (16 channels) is scaled, and the lower bound
+    #: of the final conv's factor (1280 * max(w, last_min_factor)).
+    channel_rules = {
+        'torchvision': dict(divisor=8, rounding='nearest',
+                            scale_first_group=True, last_min_factor=1.0),
+        'table8': dict(divisor=4, rounding='ceil', scale_first_group=False,
+                       last_min_factor=0.0),
+    }
+    _roundings = {
+        'nearest': make_divisible,
+        'ceil': lambda value, divisor: max(
+            divisor, math.ceil(value / divisor - 1e-9) * divisor),
+    }
 
     def __init__(self,
                  widen_factor: float = 1.0,
+                 channel_rule: str = 'torchvision',
                  out_indices: Sequence[int] = (4, 6),
                  frozen_stages: int = -1,
                  norm_cfg: dict = dict(type='BN'),
@@ -100,14 +137,26 @@ class MobileNetV2Det(BaseDetBackbone):
                 widen_factor, (int, float)) or widen_factor <= 0:
             raise ValueError('MobileNetV2Det: widen_factor must be a positive '
                              f'number. But received {widen_factor!r}')
+        if channel_rule not in self.channel_rules:
+            raise ValueError('MobileNetV2Det: channel_rule must be one of '
+                             f'{sorted(self.channel_rules)}. But received '
+                             f'{channel_rule!r}')
         self.widen_factor = widen_factor
-        in_ch = make_divisible(self.stem_channels * widen_factor, 8)
+        self.channel_rule = channel_rule
+        rule = self.channel_rules[channel_rule]
+        rounding = self._roundings[rule['rounding']]
+
+        def width(channels: int, factor: float = widen_factor) -> int:
+            return rounding(channels * factor, rule['divisor'])
+
+        in_ch = width(self.stem_channels)
         self.stem = ConvModule(3, in_ch, 3, stride=2, padding=1, bias=False,
                                norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.layers = nn.ModuleList()
         channels, strides, stride = [], [], 2
-        for expand_ratio, ch, blocks, first_stride in self.arch_settings:
-            out_ch = make_divisible(ch * widen_factor, 8)
+        for g, (expand_ratio, ch, blocks, first_stride) in enumerate(
+                self.arch_settings):
+            out_ch = width(ch) if g or rule['scale_first_group'] else ch
             group = []
             for i in range(blocks):
                 group.append(InvertedResidual(
@@ -121,7 +170,8 @@ class MobileNetV2Det(BaseDetBackbone):
             stride *= first_stride
             channels.append(out_ch)
             strides.append(stride)
-        last = make_divisible(self.last_channels * max(1.0, widen_factor), 8)
+        last = width(self.last_channels,
+                     max(rule['last_min_factor'], widen_factor))
         self.layers.append(ConvModule(in_ch, last, 1, bias=False,
                                       norm_cfg=norm_cfg, act_cfg=act_cfg))
         self.stage_channels = (*channels, last)
