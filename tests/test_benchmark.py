@@ -136,9 +136,10 @@ def test_cli_rejects_bad_arguments():
     with pytest.raises(SystemExit):
         tool.parse_args(['--all', '--checkpoint', 'x.pth'])
     with pytest.raises(SystemExit):
-        tool.parse_args(['a.py', '--opt', 'fold,warp'])
-    args = tool.parse_args(['a.py', '--opt', 'none'])
-    assert args.opt == ()
+        tool.parse_args(['a.py', '--deploy', 'fuse_conv_bn,warp'])
+    assert tool.parse_args(['a.py', '--deploy', 'none']).deploy == ()
+    assert tool.parse_args(['a.py']).deploy == ('fuse_conv_bn',
+                                                'channels_last')
 
 
 # ---------------------------------------------------------------- report
@@ -168,7 +169,7 @@ def _benchmark_json(images_per_s=2.5):
                          command='python tools/benchmark.py --all',
                          load_average=[0.1, 0.1, 0.1]),
         settings=dict(batch_size=4, img_size=[800, 1200], fp16=False,
-                      optimizations=['fold']),
+                      deploy=['fuse_conv_bn']),
         gemm=dict(n=64, iters=3, macs_per_s_median=30e9,
                   macs_per_s_best=31e9),
         peer=dict(name='peer', images_per_s=dict(median=0.5, min=0.4,
@@ -202,6 +203,27 @@ def test_merge_keeps_missing_missing():
     assert '| Xception | 12.3 (21.9) |' in text
     assert f'| ShuffleNet v2 | {MISSING} (188) | 2.50 (146) |' in text
     assert '5.00x' in text and 'failed: KeyError' in text
+
+
+def test_report_names_every_comparison():
+    """The 140M cell shows eager vs eager, deployed vs deployed and deployed
+    vs the peer as shipped, each named; the per-config table says whether
+    parts and detections equal the plain model's."""
+    bench = _benchmark_json()
+    result = bench['results'][0]
+    result.update(eager=dict(images_per_s=dict(median=1.5, min=1.4, max=1.6,
+                                               iters=2)),
+                  eager_peer_ratio=1.25, peer_shipped_ratio=3.1,
+                  detections=dict(equal=False))
+    bench['peer']['shipped'] = dict(images_per_s=dict(median=0.8, min=0.8,
+                                                      max=0.8, iters=2))
+    text = to_markdown(merge(bench, {}, {}))
+    assert '### ShuffleNet v2 140M: every comparison' in text
+    assert '| plain (as the config builds it) | as shipped | 1.50 | 0.80 | ' \
+        '1.25x |' in text
+    assert '| deployed | deployed alike | 2.50 | 0.50 | 5.00x |' in text
+    assert '| deployed | as shipped | 2.50 | 0.80 | 3.10x |' in text
+    assert '| 5.00 | yes / NO |' in text
 
 
 def test_metrics_cells(tmp_path):
@@ -264,17 +286,23 @@ def test_benchmark_detector_small(tmp_path):
         "model = dict(backbone=dict(arch='0.5x'))\n")
     settings = BenchmarkSettings(batch_size=1, img_size=(128, 160),
                                  warmup=0, iters=2, max_seconds=None,
-                                 min_iters=1)
+                                 min_iters=1,
+                                 eager_cells=(('ShuffleNet v2', '40M'), ))
     gemm = dict(macs_per_s_best=1e10)
     result = benchmark_detector(str(config), settings, CPU, gemm,
                                 progress=False)
     assert result['table7'] == dict(family='ShuffleNet v2', level='40M')
     assert len(result['times_s']) == 2
     assert result['images_per_s']['median'] > 0
+    assert len(result['eager']['times_s']) == 2  # the plain model, timed
     assert result['macs_per_batch'] > 0 and result['gemm_fraction'] > 0
     assert result['equivalence_ok'] is True
-    assert result['optimization']['topk_nms'] == ['rpn_head',
-                                                  'roi_head.bbox_head']
+    assert result['deploy']['fused_bn'] > 0
+    assert result['deploy']['unfused_bn'] == 0
+    # Random weights: the final detections are compared and recorded;
+    # their equality is asserted on trained weights (test_e2e_deploy).
+    assert result['detections']['images'] == 1
+    assert result['detections']['detections'] > 0
     assert result['reference_call_s'] > 0
     assert set(result['macs_by_part']) >= {'backbone', 'rpn_head',
                                            'roi_head.lsc',

@@ -4,7 +4,10 @@ Times the full inference path of each config, ``model.test_step`` on a
 prepared batch (mmdet pre-processing, backbone, RPN, large separable conv,
 PSRoI pooling, R-CNN, NMS), at batch 4 of 800x1200 images, beside
 torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` measured in the same
-run; then writes the Table 7 report.
+run; then writes the Table 7 report. The detector timed is the one the
+config builds, as ``tools/test.py --fuse-conv-bn`` evaluates it: the same
+deploy steps (``--deploy``, default BatchNorm folding + channels-last) are
+applied to ours and to the peer.
 
     # the main job: all twenty configs on whatever device is present
     python tools/benchmark.py --all --out work_dirs/table7
@@ -33,7 +36,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from shufflenet_det.benchmark.runner import (  # noqa: E402
     BenchmarkSettings, resolve_configs, run_benchmark)
-from shufflenet_det.utils.inference import parse_optimizations  # noqa: E402
+from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -70,16 +73,17 @@ def parse_args(argv=None):
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--fp16', action='store_true',
                         help='CUDA autocast float16 (default: fp32)')
-    parser.add_argument('--opt', default='default',
-                        help="inference rewrites (outputs stay equal to "
-                        "eager): comma-separated subset of pre,fold,cl,"
-                        "shuffle,nms,psroi,compile, or 'none' (eager), "
-                        "'default' (all but compile), 'all' (default: "
-                        "%(default)s)")
+    parser.add_argument('--deploy', default='default',
+                        help='deploy steps applied to ours and to the peer '
+                        'alike: comma-separated subset of fuse_conv_bn,'
+                        "channels_last,compile, or 'none', 'default' "
+                        "(fuse_conv_bn,channels_last), 'all' (default: "
+                        '%(default)s)')
     parser.add_argument('--no-peer', action='store_true',
                         help='skip the torchvision peer')
     parser.add_argument('--no-verify', action='store_true',
-                        help='skip the eager-vs-optimised check of each part')
+                        help='skip the plain-vs-deployed check of each '
+                        'part and of the final detections')
     parser.add_argument('--no-breakdown', action='store_true',
                         help='skip the per-part timing step')
     parser.add_argument('--no-profile', action='store_true',
@@ -103,9 +107,9 @@ def parse_args(argv=None):
     if args.checkpoint and (args.all or len(args.configs) != 1):
         parser.error('--checkpoint needs exactly one config')
     try:
-        args.opt = parse_optimizations(args.opt)
+        args.deploy = parse_deploy_steps(args.deploy)
     except ValueError as exc:
-        parser.error(f'--opt: {exc}')
+        parser.error(f'--deploy: {exc}')
     if args.batch_size < 1 or min(args.img_size) < 32:
         parser.error(f'--batch-size must be >= 1 and --img-size >= 32, got '
                      f'{args.batch_size} and {args.img_size}')
@@ -130,7 +134,7 @@ def main(argv=None):
         warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
         iters=args.iters if args.iters is not None else (30 if cuda else 5),
         max_seconds=args.max_seconds if args.max_seconds > 0 else None,
-        min_iters=args.min_iters, optimizations=args.opt, fp16=args.fp16,
+        min_iters=args.min_iters, deploy=args.deploy, fp16=args.fp16,
         seed=args.seed, checkpoint=args.checkpoint,
         breakdown=not args.no_breakdown, profile=not args.no_profile,
         verify=not args.no_verify, interleave=args.interleave)
@@ -139,8 +143,8 @@ def main(argv=None):
     out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
           f'({torch.get_num_threads()} threads), batch {settings.batch_size}'
-          f' x {settings.img_size[0]}x{settings.img_size[1]}, rewrites '
-          f"{','.join(settings.optimizations) or 'none'} -> {out_json}")
+          f' x {settings.img_size[0]}x{settings.img_size[1]}, deploy '
+          f"{','.join(settings.deploy) or 'none'} -> {out_json}")
     start = time.perf_counter()
     report = run_benchmark(configs, settings, device, out_json,
                            peer=not args.no_peer,

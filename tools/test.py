@@ -1,7 +1,11 @@
 """Test (and evaluate) a checkpoint (mmdet's tools/test.py, trimmed).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PRED.pkl]
-        [--metrics-out METRICS.json] [--cfg-options key=value ...]
+        [--metrics-out METRICS.json] [--fuse-conv-bn] [--cfg-options ...]
+
+``--fuse-conv-bn`` evaluates the deployed detector (BatchNorm folded into
+the convolutions, channels-last weights; ``shufflenet_det.deploy``), the
+very model ``tools/benchmark.py`` times.
 """
 import argparse
 import json
@@ -31,6 +35,10 @@ def parse_args():
         '--metrics-out',
         help='write the evaluator metrics (e.g. coco/bbox_mAP) to this .json')
     parser.add_argument(
+        '--fuse-conv-bn', action='store_true',
+        help='evaluate the deployed model: BatchNorm folded into convs and '
+        'channels-last weights, as tools/benchmark.py times it')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value pairs, e.g. '
         'test_dataloader.dataset.data_root=/data/coco/ '
@@ -59,6 +67,9 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.fuse_conv_bn:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                            dict(type='DeployHook')]
 
     # As mmdet's tools: a config may pick a Runner subclass (e.g.
     # CPUDistRunner, which makes dist_test.sh work without CUDA).

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from shufflenet_det.utils.inference import get_submodule
+from shufflenet_det.deploy import get_submodule
 
 #: (label, dotted submodule path, method) of each part of mmdet two-stage
 #: inference, in execution order. Parts absent from a model are skipped.
@@ -32,7 +32,7 @@ DETECTOR_PARTS: Tuple[Tuple[str, str, str], ...] = (
 
 #: Module-level NMS functions, patched by :class:`PartTimer`: mmcv's
 #: ``batched_nms`` resolves ``'nms'`` in its own module at call time, and
-#: :mod:`shufflenet_det.utils.nms` calls ``torchvision.ops.nms``.
+#: :mod:`shufflenet_det.models.layers.topk_nms` calls ``torchvision.ops.nms``.
 NMS_FUNCTIONS: Tuple[Tuple[str, str], ...] = (('mmcv.ops.nms', 'nms'),
                                               ('torchvision.ops', 'nms'))
 

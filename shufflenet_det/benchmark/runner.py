@@ -13,18 +13,17 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from shufflenet_det.utils.inference import (DEFAULT_OPTIMIZATIONS,
-                                            PartRecorder, get_submodule,
-                                            optimize_for_inference,
-                                            verify_parts)
+from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
+                                   deploy_model)
 
 from .env import environment, load_average
 from .macs import MacCounter
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations
+from .verify import PartRecorder, compare_detections, verify_parts
 
-SCHEMA = 'shufflenet_det.benchmark/1'
+SCHEMA = 'shufflenet_det.benchmark/2'
 
 #: Default config glob of ``--all``: Table 7's twenty detectors.
 ALL_CONFIGS = 'configs/light_head_rcnn/*.py'
@@ -33,11 +32,11 @@ ALL_CONFIGS = 'configs/light_head_rcnn/*.py'
 MAC_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc',
              'roi_head.bbox_head')
 
-#: Parts checked eager vs optimised on identical inputs.
+#: Parts checked plain vs deployed on identical inputs.
 CHECK_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc',
                'roi_head.bbox_roi_extractor', 'roi_head.bbox_head')
 
-#: ``rel_diff`` above which an optimised part counts as not equivalent.
+#: ``rel_diff`` above which a deployed part counts as not equivalent.
 EQUIVALENCE_TOLERANCE = 1e-3
 
 #: Peer parts for the time breakdown: (label, path, method).
@@ -62,20 +61,22 @@ class BenchmarkSettings:
         max_seconds (float | None): Timed-loop budget per model; at least
             ``min_iters`` steps run regardless.
         min_iters (int): Timed steps made whatever the budget.
-        optimizations (tuple[str]): See
-            :func:`shufflenet_det.utils.optimize_for_inference`.
+        deploy (tuple[str]): Deploy steps applied to ours and to the peer
+            alike (:func:`shufflenet_det.deploy.deploy_model`).
         fp16 (bool): CUDA autocast float16.
         seed (int): Random weights and pixels.
         checkpoint (str | None): Weights for a single config.
         breakdown (bool): Time each inference part in one extra step.
         profile (bool): Run that step under ``torch.profiler`` too and keep
             the operators that took the most time.
-        verify (bool): Check every optimised part against the eager
-            reference step.
+        verify (bool): Check every deployed part, and the final
+            detections, against the plain reference step.
         interleave (int): For the configs of ``interleave_cells``, this many
             extra rounds of one peer step then one step of ours, so that
             their ratio is measured under the same machine load.
         interleave_cells (tuple): (family, level) cells to interleave.
+        eager_cells (tuple): (family, level) cells also timed before the
+            deploy steps (plain model vs the peer as shipped).
     """
     batch_size: int = 4
     img_size: Tuple[int, int] = (800, 1200)
@@ -83,7 +84,7 @@ class BenchmarkSettings:
     iters: int = 5
     max_seconds: Optional[float] = 20.0
     min_iters: int = 2
-    optimizations: Tuple[str, ...] = DEFAULT_OPTIMIZATIONS
+    deploy: Tuple[str, ...] = DEFAULT_DEPLOY_STEPS
     fp16: bool = False
     seed: int = 0
     checkpoint: Optional[str] = None
@@ -93,6 +94,7 @@ class BenchmarkSettings:
     interleave: int = 3
     interleave_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2',
                                                       '140M'), )
+    eager_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2', '140M'), )
 
 
 def resolve_configs(configs: Sequence[str], all_configs: bool,
@@ -151,13 +153,6 @@ def _part_macs(breakdown_rows: List[dict], macs_by_part: Dict[str, int],
                         gemm['macs_per_s_best']
 
 
-def _has_override(head) -> bool:
-    """Whether a head's post-processing was replaced on the instance."""
-    return head is not None and any(
-        name in vars(head)
-        for name in ('_bbox_post_process', '_predict_by_feat_single'))
-
-
 class _NoProfile:
     def __enter__(self):
         return None
@@ -193,6 +188,27 @@ def top_operators(prof, limit: int = 15) -> List[dict]:
     return rows[:limit]
 
 
+def _in_cells(cell: Optional[dict], cells) -> bool:
+    return bool(cell) and (cell['family'], cell['level']) in \
+        {tuple(c) for c in cells}
+
+
+def _timed(step: Callable[[], object], settings: BenchmarkSettings,
+           device: torch.device, desc: str, progress: bool,
+           macs: Optional[int], gemm: Optional[dict]) -> dict:
+    """First call, warm-up and timed steps of one model; rates."""
+    synchronize(device)
+    start = time.perf_counter()
+    step()  # first call (compiles, when asked to)
+    synchronize(device)
+    out = dict(first_call_s=time.perf_counter() - start)
+    out.update(time_iterations(step, device, settings.warmup, settings.iters,
+                               settings.max_seconds, settings.min_iters,
+                               desc=desc, progress=progress))
+    out.update(_rates(out['times_s'], macs, settings.batch_size, gemm))
+    return out
+
+
 def benchmark_detector(config: str, settings: BenchmarkSettings,
                        device: torch.device,
                        gemm: Optional[dict] = None,
@@ -203,10 +219,13 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     """Measure one config.
 
     Steps: build (random weights unless ``settings.checkpoint``); one
-    reference step (eager dense parts) counting multiply-adds and recording
-    each part's inputs/outputs; optimise; check each optimised part against
-    its eager twin; first call (compiles, if asked); warm-up; timed steps;
-    one step with part timers (and ``torch.profiler``).
+    reference step of the plain model (as the config builds it, what
+    ``tools/test.py`` evaluates) counting multiply-adds and recording each
+    part's inputs/outputs and the final detections; for
+    ``settings.eager_cells``, time the plain model; apply the deploy steps;
+    check each deployed part and the final detections against the plain
+    ones; first call; warm-up; timed steps; one step with part timers (and
+    ``torch.profiler``).
 
     Args:
         config (str): Config path.
@@ -216,8 +235,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
             ``gemm_fraction``.
         cfg_options (dict, optional): Config overrides.
         progress (bool): Progress bar.
-        peer_step (Callable, optional): One peer step, for the interleaved
-            ratio (see ``BenchmarkSettings.interleave``).
+        peer_step (Callable, optional): One step of the deployed peer, for
+            the interleaved ratio (see ``BenchmarkSettings.interleave``).
 
     Returns:
         dict: See :func:`run_benchmark`.
@@ -233,39 +252,30 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     backbone_cfg.pop('init_cfg', None)
     result['backbone'] = backbone_cfg.to_dict() if hasattr(
         backbone_cfg, 'to_dict') else dict(backbone_cfg)
-    result['table7'] = table7_cell(result['backbone'])
+    result['table7'] = cell = table7_cell(result['backbone'])
     model = build_detector(cfg, device, settings.checkpoint, settings.seed)
     data = make_batch(settings.batch_size, settings.img_size, settings.seed)
     step = detector_step(model, data, device, settings.fp16)
     result['build_s'] = time.perf_counter() - start
 
-    # Reference step, every dense part eager: it counts the multiply-adds
-    # (no rewrite adds, drops or resizes a convolution or linear layer, so
-    # the timed model executes the same ones) and records each part's inputs
-    # and outputs for the eager-vs-optimised check. It already uses the
-    # top-k NMS when asked to, which is bit-identical to mmdet's (see
-    # tests/test_benchmark_optim.py): mmdet's NMS of 80,000 boxes per image
-    # would make this step cost more than the whole measurement.
-    optimizations = list(settings.optimizations)
-    if 'nms' in optimizations:
-        optimize_for_inference(model, ['nms'])
-        optimizations.remove('nms')
+    # Reference step of the plain model: it counts the multiply-adds (no
+    # deploy step adds, drops or resizes a convolution or linear layer) and
+    # records each part's inputs and outputs and the final detections.
     with MacCounter(model, MAC_PARTS) as counter, PartRecorder(
             model, CHECK_PARTS if settings.verify else ()) as recorder:
         synchronize(device)
         start = time.perf_counter()
-        step()
+        reference = step()
         synchronize(device)
     result['reference_call_s'] = time.perf_counter() - start
     result['macs_per_batch'] = counter.total
     result['macs_by_part'] = dict(counter.by_part)
     calls = recorder.calls
-    result['optimization'] = optimize_for_inference(model, optimizations)
-    if 'nms' in settings.optimizations:
-        result['optimization']['topk_nms'] = [
-            p for p in ('rpn_head', 'roi_head.bbox_head')
-            if _has_override(get_submodule(model, p))]
-    result['optimization']['optimizations'] = list(settings.optimizations)
+    if _in_cells(cell, settings.eager_cells):
+        result['eager'] = _timed(step, settings, device,
+                                 result['name'] + ' (plain)', progress,
+                                 counter.total, gemm)
+    result['deploy'] = deploy_model(model, settings.deploy)
     if calls:
         check = verify_parts(model, calls, device)
         del calls
@@ -273,18 +283,12 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         result['equivalence_ok'] = all(
             'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
             for c in check.values())
-    synchronize(device)
-    start = time.perf_counter()
-    step()  # first optimised call (compiles, when asked to)
-    synchronize(device)
-    result['first_call_s'] = time.perf_counter() - start
-    timing = time_iterations(step, device, settings.warmup, settings.iters,
-                             settings.max_seconds, settings.min_iters,
-                             desc=result['name'], progress=progress)
-    result.update(timing)
-    result.update(_rates(timing['times_s'], result.get('macs_per_batch'),
-                         settings.batch_size, gemm))
-    if settings.breakdown and result['optimization']['compiled']:
+    if settings.verify:
+        result['detections'] = compare_detections(reference, step())
+    del reference
+    result.update(_timed(step, settings, device, result['name'], progress,
+                         counter.total, gemm))
+    if settings.breakdown and result['deploy']['compiled']:
         # Wrapping a compiled module's forward would recompile it.
         result['breakdown_skipped'] = 'compiled parts'
     elif settings.breakdown:
@@ -302,10 +306,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
         if prof is not None:
             result['top_ops'] = top_operators(prof)
-    cell = result['table7']
-    if peer_step is not None and settings.interleave > 0 and cell and \
-            (cell['family'], cell['level']) in \
-            {tuple(c) for c in settings.interleave_cells}:
+    if peer_step is not None and settings.interleave > 0 and \
+            _in_cells(cell, settings.interleave_cells):
         result['interleaved'] = interleaved_ratio(step, peer_step, device,
                                                   settings.interleave)
     result['load_average_end'] = load_average()
@@ -342,37 +344,41 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
                    gemm: Optional[dict] = None,
                    progress: bool = True
                    ) -> Tuple[dict, Callable[[], object]]:
-    """Measure :data:`PEER_NAME` at the same batch and input size.
-
-    The peer runs as torchvision ships it (eager, no rewrite): it is the
-    reference users would otherwise pick.
+    """Measure :data:`PEER_NAME` at the same batch and input size, as
+    shipped and after the same deploy steps as ours.
 
     Returns:
-        tuple: The result dict and the peer's step (for interleaving).
+        tuple: The result dict and the deployed peer's step (for
+        interleaving). ``images_per_s`` and the other top-level figures are
+        the deployed peer's; ``shipped`` holds the figures of the peer as
+        torchvision ships it (eager); ``deploy`` what the deploy steps did;
+        ``detections`` the shipped-vs-deployed check.
     """
     result = dict(name=PEER_NAME, load_average_start=load_average(),
                   settings=dict(weights=None, weights_backbone=None,
                                 min_size=min(settings.img_size),
                                 max_size=max(settings.img_size)))
+    torch.manual_seed(settings.seed)
     model = build_peer(device, settings.img_size)
     images = peer_inputs(settings.batch_size, settings.img_size, device,
                          settings.seed)
     step = peer_step(model, images)
     with MacCounter(model, PEER_PARTS) as counter:
         synchronize(device)
-        start = time.perf_counter()
-        step()
+        reference = step()
         synchronize(device)
-    result['first_call_s'] = time.perf_counter() - start
     result['macs_per_batch'] = counter.total
     result['macs_by_part'] = dict(counter.by_part)
-    timing = time_iterations(step, device, settings.warmup, settings.iters,
-                             settings.max_seconds, settings.min_iters,
-                             desc='peer', progress=progress)
-    result.update(timing)
-    result.update(_rates(timing['times_s'], counter.total,
-                         settings.batch_size, gemm))
-    if settings.breakdown:
+    result['shipped'] = _timed(step, settings, device, 'peer (shipped)',
+                               progress, counter.total, gemm)
+    result['deploy'] = deploy_model(model, settings.deploy,
+                                    compile_parts=DENSE_PARTS)
+    if settings.verify:
+        result['detections'] = compare_detections(reference, step())
+    del reference
+    result.update(_timed(step, settings, device, 'peer', progress,
+                         counter.total, gemm))
+    if settings.breakdown and not result['deploy']['compiled']:
         with PartTimer(model, PEER_TIME_PARTS,
                        nms_functions=(('torchvision.ops.boxes', 'nms'), )
                        ) as timer:
@@ -420,7 +426,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
     report = dict(schema=SCHEMA, environment=environment(device),
                   settings=asdict(settings), gemm=None, peer=None,
                   results=[])
-    report['settings']['optimizations'] = list(settings.optimizations)
+    report['settings']['deploy'] = list(settings.deploy)
     if gemm:
         report['gemm'] = gemm_rate(device)
         g = report['gemm']
@@ -448,18 +454,8 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
             log(f"{result['name']}: FAILED ({result['error']})")
         else:
             if report['peer']:
-                result['peer_ratio'] = result['images_per_s']['median'] / \
-                    report['peer']['images_per_s']['median']
-            ok = result.get('equivalence_ok')
-            log(f"{result['name']}: "
-                f"{result['images_per_s']['median']:.3f} images/s"
-                + (f", {result['peer_ratio']:.2f}x peer"
-                   if 'peer_ratio' in result else '')
-                + (f", {result['interleaved']['ratio']['median']:.2f}x peer "
-                   'interleaved' if 'interleaved' in result else '')
-                + ('' if ok is None else
-                   ', outputs == eager' if ok else
-                   ', OUTPUTS DIFFER FROM EAGER'))
+                _peer_ratios(result, report['peer'])
+            log(_summary(result))
         report['results'].append(result)
         _write_json(out_json, report)
         gc.collect()
@@ -471,7 +467,10 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         report['gemm']['macs_per_s_reference'] = max(
             report['gemm']['macs_per_s_best'], end['macs_per_s_best'])
         for item in report['results'] + [report['peer'] or {}]:
-            _set_gemm_fraction(item, report['gemm']['macs_per_s_reference'])
+            for timed in (item, item.get('eager') or {},
+                          item.get('shipped') or {}):
+                _set_gemm_fraction(timed,
+                                   report['gemm']['macs_per_s_reference'])
     report['environment']['load_average_end'] = load_average()
     _write_json(out_json, report)
     return report
@@ -484,3 +483,44 @@ def _set_gemm_fraction(result: dict, reference: float) -> None:
     for row in result.get('breakdown') or []:
         if row.get('macs_per_s'):
             row['gemm_fraction'] = row['macs_per_s'] / reference
+
+
+def _median(result: Optional[dict]) -> Optional[float]:
+    return ((result or {}).get('images_per_s') or {}).get('median')
+
+
+def _peer_ratios(result: dict, peer: dict) -> None:
+    """Speed ratios against the peer, each named by what it compares.
+
+    ``peer_ratio``: ours deployed / peer deployed (the same deploy steps,
+    the same runtime). For cells timed before deploying too:
+    ``eager_peer_ratio`` (ours plain / peer as shipped) and
+    ``peer_shipped_ratio`` (ours deployed / peer as shipped).
+    """
+    result['peer_ratio'] = _median(result) / _median(peer)
+    if result.get('eager') and peer.get('shipped'):
+        result['eager_peer_ratio'] = _median(result['eager']) / \
+            _median(peer['shipped'])
+        result['peer_shipped_ratio'] = _median(result) / \
+            _median(peer['shipped'])
+
+
+def _summary(result: dict) -> str:
+    """One log line per config."""
+    parts = [f"{result['name']}: {_median(result):.3f} images/s deployed"]
+    if 'peer_ratio' in result:
+        parts.append(f"{result['peer_ratio']:.2f}x peer deployed")
+    if 'interleaved' in result:
+        parts.append(f"{result['interleaved']['ratio']['median']:.2f}x "
+                     'interleaved')
+    if 'eager_peer_ratio' in result:
+        parts.append(f"plain {_median(result['eager']):.3f} images/s = "
+                     f"{result['eager_peer_ratio']:.2f}x peer as shipped")
+    ok = result.get('equivalence_ok')
+    if ok is not None:
+        parts.append('parts == plain' if ok else 'PARTS DIFFER FROM PLAIN')
+    det = result.get('detections')
+    if det is not None:
+        parts.append('detections == plain' if det['equal'] else
+                     f"DETECTIONS DIFFER ({det['num_differences']})")
+    return ', '.join(parts)

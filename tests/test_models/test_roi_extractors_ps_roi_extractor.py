@@ -1,4 +1,5 @@
-"""PSRoIExtractor against torchvision's ops, empty RoIs and bad input."""
+"""PSRoIExtractor: default official semantics, torchvision's ops, empty RoIs
+and bad input."""
 import pytest
 import torch
 from torchvision.ops import ps_roi_align, ps_roi_pool
@@ -19,23 +20,27 @@ ROIS = torch.tensor([[0., 0., 0., 320., 288.],
                      [0., 100.5, 50.25, 130., 90.]])
 
 
-def test_default_is_psroialign_7x7_sampling2_10_channels():
+def test_default_is_official_psalign_7x7_sampling2_10_channels():
     ext = PSRoIExtractor(featmap_strides=[32])
     layer = ext.roi_layers[0]
-    assert type(layer).__name__ == 'PSRoIAlign'
+    assert type(layer).__name__ == 'GridPSRoIAlign'
+    assert (layer.mode, layer.aligned) == ('max', False)
     assert layer.output_size == (7, 7)
     assert layer.sampling_ratio == 2
     assert layer.spatial_scale == 1 / 32
     assert ext.out_channels == 10 and ext.num_inputs == 1
 
 
-def test_align_equals_torchvision_op():
+@pytest.mark.parametrize('layer_type', ['PSRoIAlign', 'GridPSRoIAlign'])
+def test_align_equals_torchvision_op(layer_type):
     feat = _hand_made_map()
-    ext = PSRoIExtractor(featmap_strides=[32])
+    ext = PSRoIExtractor(featmap_strides=[32], roi_layer=dict(
+        type=layer_type, output_size=7, sampling_ratio=2,
+        **(dict(mode='avg', aligned=True) if layer_type[0] == 'G' else {})))
     out = ext((feat, ), ROIS)
     assert out.shape == (3, 10, 7, 7)
     expected = ps_roi_align(feat, ROIS, (7, 7), 1 / 32, 2)
-    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=0.05)
     # Bin (0, 0) of output channel 0 reads input channel 0 and bin (6, 6)
     # of channel 9 reads input channel 9*49 + 48 = 489: the values encode it.
     assert 0 <= out[0, 0, 0, 0] < 1000

@@ -12,8 +12,9 @@
 model = dict(
     type='LightHeadRCNN',
     # torchvision ImageNet weights expect RGB, /255 and ImageNet mean/std.
+    # mmdet's DetDataPreprocessor, written once per image at test time.
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        type='OnePassDetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
@@ -37,8 +38,9 @@ model = dict(
     # (stride 32), as in the paper's fast Light-Head model.
     rpn_in_index=0,
     rcnn_in_index=1,
+    # mmdet's RPNHead with an exact early-stopping proposal NMS.
     rpn_head=dict(
-        type='RPNHead',
+        type='LightHeadRPNHead',
         feat_channels=256,
         anchor_generator=dict(
             type='AnchorGenerator',
@@ -62,14 +64,18 @@ model = dict(
             kernel_size=15),
         bbox_roi_extractor=dict(
             type='PSRoIExtractor',
-            roi_layer=dict(type='PSRoIAlign', output_size=7,
-                           sampling_ratio=2),
+            # The official psalign_pool: maximum of 2x2 bilinear samples
+            # per bin, no -0.5 shift. torchvision's semantics (average,
+            # shifted): mode='avg', aligned=True.
+            roi_layer=dict(type='GridPSRoIAlign', output_size=7,
+                           sampling_ratio=2, mode='max', aligned=False),
             out_channels=10),
         # R-CNN subnet: flatten 10x7x7 = 490 -> FC 2048 + ReLU -> 81-way
         # softmax and class-specific deltas; mmdet's ConvFCBBoxHead with one
-        # shared FC is exactly this.
+        # shared FC is exactly this (LightHeadBBoxHead subclasses it).
         bbox_head=dict(
-            type='ConvFCBBoxHead',
+            # ConvFCBBoxHead with an exact early-stopping per-class NMS.
+            type='LightHeadBBoxHead',
             num_shared_convs=0,
             num_shared_fcs=1,
             in_channels=10,

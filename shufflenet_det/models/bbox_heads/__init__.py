@@ -1,1 +1,3 @@
-__all__ = []
+from .light_head_bbox_head import LightHeadBBoxHead
+
+__all__ = ['LightHeadBBoxHead']

@@ -1,4 +1,5 @@
-"""Position-sensitive RoI extractor on torchvision's PSRoIAlign / PSRoIPool."""
+"""Position-sensitive RoI extractor: grid-sample PSRoIAlign or torchvision's
+PSRoIAlign / PSRoIPool."""
 from typing import List, Optional, Sequence, Tuple
 
 import torch.nn as nn
@@ -8,29 +9,35 @@ from torch import Tensor
 from torch.nn.modules.utils import _pair
 from torchvision import ops
 
+from ..layers.ps_roi_align import GridPSRoIAlign
+
 
 @MODELS.register_module()
 class PSRoIExtractor(BaseRoIExtractor):
     """Pool C_out = C / (k x k) channels per RoI from one PS score map.
 
     mmcv has no position-sensitive RoI op, and mmdet's ``SingleRoIExtractor``
-    resolves ``roi_layer.type`` in ``mmcv.ops`` only, so this extractor wraps
-    ``torchvision.ops.PSRoIAlign`` / ``PSRoIPool``. Bin (i, j) of output
-    channel c is read from input channel ``(c * k + i) * k + j``, the layout
-    of the official Light-Head R-CNN kernels.
+    resolves ``roi_layer.type`` in ``mmcv.ops`` only, hence this extractor.
+    Bin (i, j) of output channel c is read from input channel
+    ``(c * k + i) * k + j``, the layout of the official Light-Head R-CNN
+    kernels.
 
-    Differences from the official kernels, kept on purpose because torchvision
-    has the only maintained CPU/CUDA implementation: torchvision's
-    ``ps_roi_align`` averages its ``sampling_ratio`` x ``sampling_ratio``
-    bilinear samples per bin and shifts coordinates by -0.5 ("aligned");
-    the official ``psalign_pool`` takes their maximum without the shift.
+    ``roi_layer.type``:
+
+    - ``'GridPSRoIAlign'`` (:class:`GridPSRoIAlign`): one ``grid_sample``
+      call, CPU and CUDA, with gradients, exportable to ONNX; ``mode`` and
+      ``aligned`` select the official op's semantics (``'max'``, False:
+      maximum of the bilinear samples of a bin, no -0.5 shift; Table 7
+      configs) or torchvision's (``'avg'``, True).
+    - ``'PSRoIAlign'`` / ``'PSRoIPool'``: torchvision's ops (average,
+      -0.5 shift), single-threaded on the CPU.
 
     Args:
-        roi_layer (dict): ``type`` is ``'PSRoIAlign'`` (with
-            ``sampling_ratio``) or ``'PSRoIPool'``, plus ``output_size``
-            (int or pair). ``spatial_scale`` comes from ``featmap_strides``.
-            Default: ``dict(type='PSRoIAlign', output_size=7,
-            sampling_ratio=2)``.
+        roi_layer (dict): ``type`` (see above), ``output_size`` (int or
+            pair) and the layer's own arguments (``sampling_ratio``,
+            ``mode``, ``aligned``). ``spatial_scale`` comes from
+            ``featmap_strides``. Default: ``dict(type='GridPSRoIAlign',
+            output_size=7, sampling_ratio=2, mode='max', aligned=False)``.
         out_channels (int): Channels per pooled RoI, 10 in Light-Head. The
             input map must have ``out_channels * k_h * k_w`` channels.
             Default: 10.
@@ -47,12 +54,14 @@ class PSRoIExtractor(BaseRoIExtractor):
         (1, 10, 7, 7)
     """
 
-    roi_layer_types = {'PSRoIAlign': ops.PSRoIAlign,
+    roi_layer_types = {'GridPSRoIAlign': GridPSRoIAlign,
+                       'PSRoIAlign': ops.PSRoIAlign,
                        'PSRoIPool': ops.PSRoIPool}
 
     def __init__(self,
                  roi_layer: dict = dict(
-                     type='PSRoIAlign', output_size=7, sampling_ratio=2),
+                     type='GridPSRoIAlign', output_size=7, sampling_ratio=2,
+                     mode='max', aligned=False),
                  out_channels: int = 10,
                  featmap_strides: Optional[Sequence[int]] = None,
                  init_cfg=None) -> None:
@@ -68,7 +77,7 @@ class PSRoIExtractor(BaseRoIExtractor):
 
     def build_roi_layers(self, layer_cfg: dict,
                          featmap_strides: List[int]) -> nn.ModuleList:
-        """Build one torchvision PS op per stride (only one is allowed).
+        """Build one PS op per stride (only one is allowed).
 
         ``output_size`` is stored as a tuple: mmdet reads
         ``roi_layers[0].output_size`` to size empty outputs, and torchvision

@@ -1,0 +1,101 @@
+"""R-CNN subnet of Light-Head R-CNN with exact early-stopping per-class NMS."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import get_box_tensor, scale_boxes
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from ..layers.topk_nms import plain_nms_threshold, topk_batched_nms
+
+
+@MODELS.register_module()
+class LightHeadBBoxHead(ConvFCBBoxHead):
+    """mmdet's ``ConvFCBBoxHead`` whose test-time NMS stops once decided.
+
+    Architecture, training and losses are ``ConvFCBBoxHead``'s (Light-Head
+    uses one shared FC of 2048). Only ``_predict_by_feat_single`` differs:
+    Light-Head's test setting has no score threshold, so every
+    ``num_rois x num_classes`` box (80,000 per image) enters mmdet's
+    per-class NMS, of which only the best ``max_per_img`` survive.
+    :func:`topk_batched_nms` returns those same boxes, scores and labels
+    (only exactly equal scores may come in another order) from the
+    top-scoring candidates that decide them. Configs it does not cover
+    (soft-NMS, ``max_per_img <= 0``, custom classifier channels, rotated
+    boxes) fall back to ``ConvFCBBoxHead``.
+
+    Args:
+        *args, **kwargs: As ``mmdet.models.ConvFCBBoxHead``.
+    """
+
+    def _predict_by_feat_single(self,
+                                roi: Tensor,
+                                cls_score: Tensor,
+                                bbox_pred: Tensor,
+                                img_meta: dict,
+                                rescale: bool = False,
+                                rcnn_test_cfg: Optional[ConfigDict] = None
+                                ) -> InstanceData:
+        """Detections of one image.
+
+        Args:
+            roi (Tensor): (R, 5) ``[batch_idx, x1, y1, x2, y2]``.
+            cls_score (Tensor): (R, num_classes + 1) logits.
+            bbox_pred (Tensor): (R, num_classes * 4) deltas (or (R, 4)
+                class-agnostic).
+            img_meta (dict): ``img_shape``, ``scale_factor``.
+            rescale (bool): Boxes in original-image pixels.
+            rcnn_test_cfg (ConfigDict, optional): ``score_thr``, ``nms``,
+                ``max_per_img``.
+
+        Returns:
+            InstanceData: ``bboxes`` (K, 4), ``scores`` (K,), ``labels``
+            (K,), by decreasing score, K <= ``max_per_img``.
+        """
+        threshold = None if rcnn_test_cfg is None else \
+            plain_nms_threshold(rcnn_test_cfg.get('nms'))
+        max_num = -1 if rcnn_test_cfg is None else \
+            rcnn_test_cfg.get('max_per_img', -1)
+        if (threshold is None or max_num <= 0 or roi.shape[0] == 0
+                or bbox_pred is None or self.custom_cls_channels
+                or self.predict_box_type != 'hbox'):
+            return super()._predict_by_feat_single(
+                roi, cls_score, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+        scores = F.softmax(cls_score, dim=-1)[:, :-1].reshape(-1)
+        valid = (scores > rcnn_test_cfg.score_thr).nonzero().view(-1)
+        if valid.numel() == 0:  # ConvFCBBoxHead builds the empty result
+            return super()._predict_by_feat_single(
+                roi, cls_score, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+        num_classes, num_rois = self.num_classes, roi.size(0)
+        if self.reg_class_agnostic:
+            deltas = bbox_pred.view(num_rois, 1, -1).expand(
+                num_rois, num_classes, bbox_pred.size(-1))
+        else:
+            deltas = bbox_pred.view(num_rois, num_classes, -1)
+        # Every box is decoded, as in mmdet: the largest coordinate of all
+        # of them sets the per-class shift of the NMS, hence its rounding.
+        bboxes = self.bbox_coder.decode(
+            roi[:, None, 1:].expand(num_rois, num_classes, 4).reshape(-1, 4),
+            deltas.reshape(-1, self.bbox_coder.encode_size),
+            max_shape=img_meta['img_shape'])
+        if rescale:
+            scale_factor = [1 / s for s in img_meta['scale_factor']]
+            bboxes = scale_boxes(bboxes, scale_factor)
+        bboxes = get_box_tensor(bboxes)
+        if valid.numel() == scores.numel():  # score_thr=0: skip the copies
+            labels = torch.arange(num_classes,
+                                  device=roi.device).repeat(num_rois)
+        else:
+            bboxes, scores = bboxes[valid], scores[valid]
+            labels = valid % num_classes
+        dets, keep = topk_batched_nms(bboxes, scores, labels, threshold,
+                                      max_num)
+        results = InstanceData()
+        results.bboxes = dets[:, :-1]
+        results.scores = dets[:, -1]
+        results.labels = labels[keep]
+        return results

@@ -1,0 +1,3 @@
+from .light_head_rpn_head import LightHeadRPNHead
+
+__all__ = ['LightHeadRPNHead']

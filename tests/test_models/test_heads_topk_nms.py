@@ -1,0 +1,111 @@
+"""LightHeadRPNHead / LightHeadBBoxHead give mmdet's detections exactly."""
+import copy
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+
+from tests.conftest import base_model_cfg
+from tests.test_models.test_layers_topk_nms import random_boxes
+from tests.utils_detector import calibrated_detector
+
+
+def bbox_head_pair():
+    from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+
+    from shufflenet_det.models.bbox_heads import LightHeadBBoxHead
+    kwargs = dict(num_shared_convs=0, num_shared_fcs=1, in_channels=10,
+                  roi_feat_size=7, with_avg_pool=False, fc_out_channels=64,
+                  num_classes=80, bbox_coder=dict(
+                      type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
+                      target_stds=[0.1, 0.1, 0.2, 0.2]))
+    return ConvFCBBoxHead(**kwargs).eval(), LightHeadBBoxHead(**kwargs).eval()
+
+
+@pytest.mark.parametrize('score_thr,rescale', [(0.0, False), (0.05, True)])
+def test_bbox_head_post_processing_equals_mmdet(score_thr, rescale):
+    stock, ours = bbox_head_pair()
+    gen = torch.Generator().manual_seed(3)
+    rois = torch.cat([torch.zeros(1000, 1), random_boxes(1000, 600.)], 1)
+    cls_score = 2 * torch.randn(1000, 81, generator=gen)
+    bbox_pred = 0.5 * torch.randn(1000, 320, generator=gen)
+    meta = dict(img_shape=(600, 800), scale_factor=(1.25, 1.25))
+    cfg = ConfigDict(score_thr=score_thr,
+                     nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)
+    expected = stock._predict_by_feat_single(rois, cls_score, bbox_pred,
+                                             meta, rescale, cfg)
+    got = ours._predict_by_feat_single(rois, cls_score, bbox_pred, meta,
+                                       rescale, cfg)
+    assert len(got) == len(expected) == 100
+    assert torch.equal(got.scores, expected.scores)
+    assert torch.equal(got.labels, expected.labels)
+    assert torch.equal(got.bboxes, expected.bboxes)
+
+
+def test_bbox_head_falls_back_for_soft_nms():
+    stock, ours = bbox_head_pair()
+    gen = torch.Generator().manual_seed(4)
+    rois = torch.cat([torch.zeros(50, 1), random_boxes(50, 300.)], 1)
+    args = (rois, torch.randn(50, 81, generator=gen),
+            0.1 * torch.randn(50, 320, generator=gen),
+            dict(img_shape=(300, 400), scale_factor=(1., 1.)), False,
+            ConfigDict(score_thr=0.05, max_per_img=20,
+                       nms=dict(type='soft_nms', iou_threshold=0.5)))
+    expected = stock._predict_by_feat_single(*args)
+    got = ours._predict_by_feat_single(*args)
+    assert torch.equal(got.scores, expected.scores)
+
+
+@pytest.fixture(scope='module')
+def detector_pair():
+    """The base Light-Head model (our heads) and its twin with mmdet's stock
+    RPNHead / ConvFCBBoxHead, sharing weights."""
+    from mmdet.registry import MODELS
+    cfg = base_model_cfg()
+    cfg.backbone.arch = '0.5x'
+    stock_cfg = copy.deepcopy(cfg)
+    stock_cfg.rpn_head.type = 'RPNHead'
+    stock_cfg.roi_head.bbox_head.type = 'ConvFCBBoxHead'
+    ours, data = calibrated_detector(cfg)
+    torch.manual_seed(0)
+    stock = MODELS.build(stock_cfg).eval()
+    stock.load_state_dict(ours.state_dict())
+    return ours, stock, data
+
+
+def test_detector_equals_stock_mmdet_heads(detector_pair):
+    from shufflenet_det.benchmark.detector import detector_step
+    from shufflenet_det.benchmark.verify import compare_detections
+    ours, stock, data = detector_pair
+    assert type(ours.rpn_head).__name__ == 'LightHeadRPNHead'
+    assert type(stock.rpn_head).__name__ == 'RPNHead'
+    device = torch.device('cpu')
+    expected = detector_step(stock, copy.deepcopy(data), device)()
+    got = detector_step(ours, copy.deepcopy(data), device)()
+    for e, g in zip(expected, got):
+        # Only boxes with exactly equal scores may come in another order
+        # (mmcv's sort is not stable).
+        assert torch.equal(e.pred_instances.scores, g.pred_instances.scores)
+    check = compare_detections(expected, got, box_tol=0.0, score_tol=0.0)
+    assert check['equal'] and check['boundary_swaps'] == 0, check
+    assert check['matched'] == check['detections'] > 0
+
+
+def test_rpn_threads_equal_one_thread(detector_pair):
+    ours, _, data = detector_pair
+    from shufflenet_det.benchmark.detector import detector_step
+    device = torch.device('cpu')
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # predict_by_feat then runs sequentially
+        expected = detector_step(ours, copy.deepcopy(data), device)()
+    finally:
+        torch.set_num_threads(threads)
+    got = detector_step(ours, copy.deepcopy(data), device)()
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g.pred_instances.bboxes,
+                                   e.pred_instances.bboxes)
+        torch.testing.assert_close(g.pred_instances.scores,
+                                   e.pred_instances.scores)
+
+
