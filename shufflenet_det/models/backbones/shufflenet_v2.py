@@ -9,7 +9,7 @@ from mmcv.cnn import ConvModule
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..layers.channel_shuffle import channel_shuffle
+from ..layers.channel_shuffle import interleave
 from .base_backbone import BaseDetBackbone
 
 
@@ -72,13 +72,37 @@ class ShuffleUnitV2(nn.Module):
         return self.branch2(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """(N, C_in, H, W) -> (N, C_out, H / stride, W / stride)."""
         if self.stride == 1:
             # Slicing rather than chunk: exports to ONNX/TensorRT as plain Slice.
             half = x.shape[1] // 2
-            out = torch.cat((x[:, :half], self._main(x[:, half:])), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self._main(x)), dim=1)
-        return channel_shuffle(out, 2)
+            return interleave(x[:, :half], self._main(x[:, half:]))
+        # concat + channel shuffle (groups=2) in one copy.
+        return interleave(self.branch1(x), self._main(x))
+
+    def reset_extra_dw(self) -> None:
+        """Make the V2* extra depthwise conv + BN compute the identity.
+
+        Centre tap 1, other taps 0; BN with mean 0, variance ``1 - eps``
+        (so that ``sqrt(var + eps) = 1``), weight 1, bias 0. A V2* unit then
+        computes exactly its V2 twin, so V2 ImageNet weights give V2's
+        features at the first step instead of features scrambled by random
+        frozen layers.
+        """
+        if self.extra_dw is None:
+            return
+        conv, bn = self.extra_dw.conv, self.extra_dw.norm
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[:, :, conv.kernel_size[0] // 2,
+                        conv.kernel_size[1] // 2] = 1.0
+            if conv.bias is not None:
+                conv.bias.zero_()
+            if bn is not None:
+                bn.weight.fill_(1.0)
+                bn.bias.zero_()
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
 
 
 @MODELS.register_module()
@@ -150,6 +174,35 @@ class ShuffleNetV2(BaseDetBackbone):
         self.stage_channels = (*self.arch['channels'], self.arch['conv5'])
         self.stage_strides = (8, 16, 32, 32)
         self._check_contract()
+        for unit in self._units_with_extra_dw():
+            unit.reset_extra_dw()
+
+    def _units_with_extra_dw(self):
+        return [m for m in self.modules()
+                if isinstance(m, ShuffleUnitV2) and m.extra_dw is not None]
+
+    def init_weights(self) -> None:
+        """Initialise or load as every backbone does; then every V2* extra
+        depthwise conv that the checkpoint did not provide starts as the
+        identity (:meth:`ShuffleUnitV2.reset_extra_dw`)."""
+        super().init_weights()
+        loaded = getattr(self, 'loaded_keys', set())
+        for name, unit in self.named_modules():
+            if isinstance(unit, ShuffleUnitV2) and unit.extra_dw is not None \
+                    and f'{name}.extra_dw.conv.weight' not in loaded:
+                unit.reset_extra_dw()
+
+    def _freeze_stages(self) -> None:
+        """Freeze as every backbone does, except V2*'s extra depthwise convs.
+
+        They are not in any ImageNet V2 checkpoint: frozen, they would stay
+        at their initial value for the whole training. Their BN follows
+        ``norm_cfg`` / ``norm_eval`` like any other.
+        """
+        super()._freeze_stages()
+        for unit in self._units_with_extra_dw():
+            for param in unit.extra_dw.conv.parameters():
+                param.requires_grad = True
 
     # torchvision: conv1.{0,1} / stageK.N.branchB.{i} / conv5.{0,1};
     # Sequential indices of (conv, bn) pairs map to ConvModule (.conv, .bn).

@@ -181,3 +181,74 @@ def test_unrelated_checkpoint_is_rejected(tmp_path):
                                                checkpoint=str(path)))
     with pytest.raises(ValueError, match='none of its 1 keys'):
         model.init_weights()
+
+
+@pytest.mark.parametrize('arch', ['0.5x', '1.0x'])
+def test_v2_star_with_v2_weights_computes_v2(arch, tmp_path):
+    """V2*'s extra depthwise convs start as the identity: with V2 weights,
+    V2* gives V2's features (issue 10, item 1)."""
+    torch.manual_seed(0)
+    tv = TV_BUILDERS[arch]().eval()
+    for m in tv.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    v2 = _tv_to_ours(tv, arch, tmp_path=tmp_path)
+    star = _tv_to_ours(tv, arch, extra_dw=True, tmp_path=tmp_path)
+    x = torch.rand(2, 3, 96, 128)
+    with torch.no_grad():
+        for a, b in zip(v2(x), star(x)):
+            torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+
+
+def test_v2_star_from_scratch_starts_as_identity_too():
+    torch.manual_seed(0)
+    star = ShuffleNetV2('0.5x', extra_dw=True, out_indices=(0, ))
+    star.init_weights()  # Kaiming everywhere else
+    unit = star.layers[0][1]
+    x = torch.rand(1, unit.extra_dw.conv.in_channels, 6, 7)
+    torch.testing.assert_close(unit.extra_dw.eval()(x), x, atol=1e-6,
+                               rtol=0)
+
+
+def test_v2_star_checkpoint_keeps_its_extra_convs(tmp_path):
+    """A V2* checkpoint (e.g. ImageNet-pretrained V2*) is not overwritten
+    by the identity."""
+    torch.manual_seed(0)
+    src = ShuffleNetV2('0.5x', extra_dw=True, out_indices=(0, ))
+    with torch.no_grad():
+        src.layers[0][0].extra_dw.conv.weight.normal_()
+    path = tmp_path / 'star.pth'
+    torch.save(src.state_dict(), path)
+    dst = ShuffleNetV2('0.5x', extra_dw=True, out_indices=(0, ),
+                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    dst.init_weights()
+    assert torch.equal(dst.layers[0][0].extra_dw.conv.weight,
+                       src.layers[0][0].extra_dw.conv.weight)
+
+
+@pytest.mark.parametrize('arch', ['0.5x', '1.0x', '1.5x', '2.0x'])
+def test_v2_star_table7_extra_convs_train(arch):
+    """Under each V2* Table 7 config every extra depthwise conv, frozen
+    stages included, has requires_grad and receives a gradient."""
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from tests.conftest import CONFIGS
+    width = arch[:-1].rstrip('0').rstrip('.')
+    cfg = Config.fromfile(str(
+        CONFIGS / 'light_head_rcnn' /
+        f'light-head-rcnn_shufflenetv2star-{width}x_8xb2-150k_coco.py'))
+    backbone_cfg = cfg.model.backbone
+    backbone_cfg.init_cfg = None
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    backbone.train()
+    assert backbone.frozen_stages >= 1
+    out = backbone(torch.rand(1, 3, 64, 64))
+    sum(o.sum() for o in out).backward()
+    extra = [(n, p) for n, p in backbone.named_parameters()
+             if '.extra_dw.conv.' in n]
+    assert len(extra) == 16
+    for name, param in extra:
+        assert param.requires_grad, name
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
