@@ -235,6 +235,9 @@ class BaseDetBackbone(BaseModule):
                 ``CheckpointLoader`` (``torchvision://``, ``http(s)://``...).
             prefix (str, optional): Keep only keys under this prefix (e.g.
                 ``'backbone.'`` for an mmpretrain classifier) and strip it.
+                Default: ``'backbone.'`` if the checkpoint has such keys (a
+                ``configs/imagenet/`` or mmpretrain classifier, a detector),
+                else none.
 
         Raises:
             ValueError: If a tensor's shape differs from the model's (wrong
@@ -251,10 +254,20 @@ class BaseDetBackbone(BaseModule):
         state = OrderedDict(
             (k[len('module.'):] if k.startswith('module.') else k, v)
             for k, v in state.items())
+        if prefix is None and any(k.startswith('backbone.') for k in state):
+            prefix = 'backbone.'
         if prefix:
             state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
                                 if k.startswith(prefix))
         state = self.convert_pretrained(state)
+        # Stages after the last out index are not built (_check_contract):
+        # a classifier's weights for them (e.g. ShuffleNet V2's conv5) have
+        # no destination by design, so they are set aside, not "unused".
+        unbuilt = tuple(f'layers.{i}.' for i in range(
+            len(self.layers), len(self.stage_channels)))
+        skipped = [k for k in state if k.startswith(unbuilt)]
+        state = OrderedDict((k, v) for k, v in state.items()
+                            if not k.startswith(unbuilt))
         own = self.state_dict()
         mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
                       f'{tuple(own[k].shape)}' for k, v in state.items()
@@ -278,6 +291,9 @@ class BaseDetBackbone(BaseModule):
             msg += f'; missing in checkpoint (kept initialised): {missing}'
         if unexpected:
             msg += f'; unused from checkpoint: {unexpected}'
+        if skipped:
+            msg += (f'; skipped {len(skipped)} tensors of stages not built '
+                    f'(after the last out index): {unbuilt}')
         print_log(msg, logger='current',
                   level=logging.WARNING if missing else logging.INFO)
         # Re-apply freezing: load_state_dict does not touch requires_grad, but
