@@ -23,9 +23,14 @@ def base_model_cfg():
 
 
 def leaf_configs():
-    """Every config under configs/ except the _base_ fragments."""
+    """Every detection config under configs/ except the _base_ fragments.
+
+    configs/imagenet/ holds the ImageNet classifiers that pretrain the
+    backbones; tests/test_imagenet_pretraining.py covers them.
+    """
     return sorted(p for p in CONFIGS.rglob('*.py')
-                  if '_base_' not in p.relative_to(CONFIGS).parts)
+                  if '_base_' not in p.relative_to(CONFIGS).parts
+                  and p.relative_to(CONFIGS).parts[0] != 'imagenet')
 
 
 def make_data_samples(image_shape=(128, 160), boxes=((10., 20., 60., 90.),
