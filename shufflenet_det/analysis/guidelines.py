@@ -1,0 +1,328 @@
+"""The four guideline micro-benchmarks of ShuffleNet V2 (paper Tables 1-4).
+
+Section 2 of the paper argues that speed is not FLOPs with four controlled
+experiments at fixed FLOPs, on a GTX 1080Ti (cuDNN 7, "batches/s") and a
+single-threaded Snapdragon 810 ("images/s"; labelled CPU in Tables 2-4):
+
+* **G1** (Table 1) equal channel width minimises memory access: 10 blocks of
+  two 1x1 convs ``c1 -> c2 -> c1``, c1:c2 = 1:1, 1:2, 1:6, 1:12.
+* **G2** (Table 2) group convolution costs: 10 stacked 1x1 convs ``c -> c``
+  with ``g`` = 1, 2, 4, 8 groups.
+* **G3** (Table 3) fragmentation: blocks of 1, 2 or 4 1x1 convs in series or
+  in parallel, each block stacked 10 times.
+* **G4** (Table 4) element-wise operations: a ResNet bottleneck stacked 10
+  times, with and without its ReLUs and its shortcut.
+
+All at 56x56 input. ``PAPER_TABLES`` holds the paper's widths and speeds,
+copied from the paper's text (``tests/test_guidelines.py`` checks them
+against it). What the paper leaves unsaid is decided here, each choice
+named in :data:`ASSUMPTIONS`, and written into every report.
+
+The CPU run uses the paper's ARM widths (the CPU proxy for its ARM column),
+a CUDA run the GPU widths. Timing and comparison: :mod:`.guidelines_bench`;
+reports: :mod:`.guidelines_report`.
+"""
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import torch
+from torch import nn
+
+#: The paper's stated input size for Tables 1-3 (Table 4 does not say).
+INPUT_SIZE = 56
+#: "stacked repeatedly for 10 times" in every table.
+NUM_BLOCKS = 10
+#: Column multipliers of Tables 1 and 2: all channels x k (FLOPs x k^2).
+MULTIPLIERS = (1, 2, 4)
+
+#: What the paper does not state, and what this module does instead.
+ASSUMPTIONS = (
+    'Batch size 1 on both platforms: not stated for Tables 1-4. Batch 8 (the '
+    "paper's Fig. 1 GPU setting) is ruled out by arithmetic: Table 1 1:1 x4 "
+    'is 10 x 2 x 56^2 x 512^2 = 16.4 GMAC per image, and 232 batches/s of 8 '
+    'would be 61 TFLOP/s, five times a GTX 1080Ti\'s ~11 TFLOP/s peak; at '
+    'batch 1 it is 7.6 TFLOP/s.',
+    'Columns x1/x2/x4 of Tables 1-2 multiply every channel count by 1/2/4 '
+    "(Table 3's 1-fragment at c = 128/256/512 matches Table 2's g = 1 "
+    'columns).',
+    'Convolutions have no bias, BN or ReLU in Tables 1-3 (not stated; the '
+    'tables measure the convolutions). Table 4 has no BN either (folded at '
+    'inference).',
+    'Table 2: a width not divisible by g is moved to the multiple of g whose '
+    'c^2/g is nearest the g = 1 row (only the ARM g = 8 x1 cell: 180 -> '
+    '184).',
+    'Table 3: n fragments in series are n 1x1 convs c\' -> c\'; in parallel, '
+    'n 1x1 convs c\' -> c\' on the same input, summed. c\' = round(c / '
+    'sqrt(n)) keeps the FLOPs of the 1-fragment block (the drawings, '
+    'Appendix Fig. 1, are an image not in the text).',
+    'Table 4: "c = channels in unit" is the bottleneck\'s input/output '
+    'width with c/4 inside (ResNet expansion 4): 1x1 c -> c/4, ReLU, 3x3 '
+    'c/4 -> c/4, ReLU, 1x1 c/4 -> c, + shortcut, ReLU. With c inside, '
+    'c = 128 at 1436 batches/s would exceed the 1080Ti\'s peak. Input '
+    '56x56 (not stated).',
+    'Speed = median over interleaved rounds; each sample times enough '
+    'forward calls (between two device synchronisations) to last '
+    '--min-sample-s, after warm-up. The paper reports a mean of 100 runs for '
+    'its Fig. 2 analysis only.',
+)
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """One of the paper's Tables 1-4, as printed.
+
+    Attributes:
+        number (int): Table number, 1-4.
+        guideline (str): 'G1' ... 'G4'.
+        title (str): What the guideline says.
+        claim (str): What the paper concludes from the table.
+        row_header (str): Name of the row variable.
+        rows (tuple[str]): Row labels, in the paper's order.
+        fastest (str): The row the guideline predicts to be fastest.
+        widths (dict): Per platform ('gpu', 'arm'), the width of each column
+            (Tables 3-4: one ``c`` per column) or of each row at x1 (Tables
+            1-2: ``(c1, c2)`` or ``c``).
+        speed (dict): Per platform, one row of speeds per variant, one value
+            per column (GPU batches/s, ARM images/s).
+    """
+    number: int
+    guideline: str
+    title: str
+    claim: str
+    row_header: str
+    rows: Tuple[str, ...]
+    fastest: str
+    widths: Dict[str, tuple]
+    speed: Dict[str, Tuple[Tuple[float, ...], ...]]
+
+    @property
+    def per_row_widths(self) -> bool:
+        """True for Tables 1-2 (width per row, columns are multipliers)."""
+        return self.number in (1, 2)
+
+    def column_labels(self, platform: str) -> List[str]:
+        """Column headers as the paper prints them for ``platform``."""
+        if self.per_row_widths:
+            return [f'x{k}' for k in MULTIPLIERS]
+        return [f'c={c}' for c in self.widths[platform]]
+
+
+#: Tables 1-4 of the paper: widths and speeds copied from its text.
+PAPER_TABLES = {
+    1: PaperTable(
+        number=1, guideline='G1',
+        title='Equal channel width minimizes memory access cost (MAC)',
+        claim='when c1:c2 is approaching 1:1, the MAC becomes smaller and '
+        'the network evaluation speed is faster',
+        row_header='c1:c2', rows=('1:1', '1:2', '1:6', '1:12'),
+        fastest='1:1',
+        widths=dict(gpu=((128, 128), (90, 180), (52, 312), (36, 432)),
+                    arm=((32, 32), (22, 44), (13, 78), (9, 108))),
+        speed=dict(gpu=((1480, 723, 232), (1296, 586, 206),
+                        (876, 489, 189), (748, 392, 163)),
+                   arm=((76.2, 21.7, 5.3), (72.9, 20.5, 5.1),
+                        (69.1, 17.9, 4.6), (57.6, 15.1, 4.4)))),
+    2: PaperTable(
+        number=2, guideline='G2',
+        title='Excessive group convolution increases MAC',
+        claim='using 8 groups is more than two times slower than using 1 '
+        'group on GPU and up to 30% slower on ARM',
+        row_header='g', rows=('1', '2', '4', '8'), fastest='1',
+        widths=dict(gpu=(128, 180, 256, 360), arm=(64, 90, 128, 180)),
+        speed=dict(gpu=((2451, 1289, 437), (1725, 873, 341),
+                        (1026, 644, 338), (634, 445, 230)),
+                   arm=((40.0, 10.2, 2.3), (35.0, 9.5, 2.2),
+                        (32.9, 8.7, 2.1), (27.8, 7.5, 1.8)))),
+    3: PaperTable(
+        number=3, guideline='G3',
+        title='Network fragmentation reduces degree of parallelism',
+        claim='fragmentation reduces the speed significantly on GPU, e.g. '
+        '4-fragment structure is 3x slower than 1-fragment; on ARM, the '
+        'speed reduction is relatively small',
+        row_header='structure',
+        rows=('1-fragment', '2-fragment-series', '4-fragment-series',
+              '2-fragment-parallel', '4-fragment-parallel'),
+        fastest='1-fragment',
+        widths=dict(gpu=(128, 256, 512), arm=(64, 128, 256)),
+        speed=dict(gpu=((2446, 1274, 434), (1790, 909, 336),
+                        (752, 745, 349), (1537, 803, 320),
+                        (691, 572, 292)),
+                   arm=((40.2, 10.1, 2.3), (38.6, 10.1, 2.2),
+                        (38.4, 10.1, 2.3), (33.4, 9.1, 2.2),
+                        (35.0, 8.4, 2.1)))),
+    4: PaperTable(
+        number=4, guideline='G4',
+        title='Element-wise operations are non-negligible',
+        claim='around 20% speedup is obtained on both GPU and ARM, after '
+        'ReLU and shortcut are removed',
+        row_header='ReLU, shortcut',
+        rows=('yes, yes', 'yes, no', 'no, yes', 'no, no'),
+        fastest='no, no',
+        widths=dict(gpu=(32, 64, 128), arm=(32, 64, 128)),
+        speed=dict(gpu=((2427, 2066, 1436), (2647, 2256, 1735),
+                        (2672, 2121, 1458), (2842, 2376, 1782)),
+                   arm=((56.7, 16.9, 5.0), (61.9, 18.8, 5.2),
+                        (57.3, 18.2, 5.1), (66.3, 20.2, 5.4)))),
+}
+
+#: The paper's unit per platform.
+PAPER_UNIT = dict(gpu='batches/s', arm='images/s')
+#: How the paper labels each platform column.
+PAPER_PLATFORM = dict(gpu='GTX 1080Ti, cuDNN 7.0',
+                      arm='Snapdragon 810, single thread')
+
+
+def conv1x1(in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:
+    """A bias-free 1x1 convolution."""
+    return nn.Conv2d(in_channels, out_channels, 1, groups=groups, bias=False)
+
+
+class FragmentBlock(nn.Module):
+    """``num`` 1x1 convs ``c -> c`` in series, or in parallel and summed.
+
+    Args:
+        channels (int): Width c' of every conv.
+        num (int): Number of fragments (convolutions), >= 1.
+        parallel (bool): Branches on the same input, summed; else a chain.
+    """
+
+    def __init__(self, channels: int, num: int, parallel: bool = False):
+        super().__init__()
+        self.parallel = parallel
+        self.convs = nn.ModuleList(conv1x1(channels, channels)
+                                   for _ in range(num))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, c', H, W) -> (N, c', H, W)."""
+        if self.parallel:
+            out = self.convs[0](x)
+            for conv in self.convs[1:]:
+                out = out + conv(x)
+            return out
+        for conv in self.convs:
+            x = conv(x)
+        return x
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck ``1x1 c -> c/4, 3x3, 1x1 c/4 -> c`` (Table 4).
+
+    Args:
+        channels (int): Input and output width c (divisible by 4).
+        relu (bool): Keep the three ReLUs.
+        shortcut (bool): Keep the identity shortcut (its add).
+    """
+
+    def __init__(self, channels: int, relu: bool = True,
+                 shortcut: bool = True):
+        super().__init__()
+        mid = channels // 4
+        self.conv1 = conv1x1(channels, mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, padding=1, bias=False)
+        self.conv3 = conv1x1(mid, channels)
+        self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
+        self.shortcut = shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, c, H, W) -> (N, c, H, W)."""
+        out = self.act(self.conv1(x))
+        out = self.act(self.conv2(out))
+        out = self.conv3(out)
+        if self.shortcut:
+            out = out + x
+        return self.act(out)
+
+
+def g2_width(paper_c: int, groups: int, ref_c: int) -> int:
+    """Width for a g-group conv: ``paper_c`` if divisible by ``groups``.
+
+    Otherwise the multiple of ``groups`` next to ``paper_c`` whose
+    ``c^2 / g`` is nearest ``ref_c^2`` (the g = 1 row's FLOPs).
+    """
+    if paper_c % groups == 0:
+        return paper_c
+    low = paper_c // groups * groups
+    return min((low, low + groups),
+               key=lambda c: abs(c * c / groups - ref_c * ref_c))
+
+
+def fragment_width(c: int, num: int) -> int:
+    """Width c' of ``num`` equal convs with the FLOPs of one c -> c conv."""
+    return max(1, round(c / math.sqrt(num)))
+
+
+def build_variant(table: int, row: int, col: int,
+                  platform: str) -> Tuple[nn.Module, int, dict]:
+    """The network of one table cell.
+
+    Args:
+        table (int): 1-4.
+        row (int): Row index in ``PAPER_TABLES[table].rows``.
+        col (int): Column index (multiplier for Tables 1-2, c for 3-4).
+        platform (str): 'gpu' or 'arm': whose widths to use.
+
+    Returns:
+        tuple: ``(model, in_channels, widths)``; ``widths`` records the
+        channel counts used (and the paper's, where they differ).
+    """
+    if table not in PAPER_TABLES:
+        raise ValueError(f'table must be 1, 2, 3 or 4, got {table!r}')
+    spec = PAPER_TABLES[table]
+    if platform not in spec.widths:
+        raise ValueError(f'platform must be one of {sorted(spec.widths)}, '
+                         f'got {platform!r}')
+    if table == 1:
+        k = MULTIPLIERS[col]
+        c1, c2 = (w * k for w in spec.widths[platform][row])
+        layers = []
+        for _ in range(NUM_BLOCKS):
+            layers += [conv1x1(c1, c2), conv1x1(c2, c1)]
+        return nn.Sequential(*layers), c1, dict(c1=c1, c2=c2)
+    if table == 2:
+        k = MULTIPLIERS[col]
+        groups = int(spec.rows[row])
+        paper_c = spec.widths[platform][row] * k
+        c = g2_width(paper_c, groups, spec.widths[platform][0] * k)
+        model = nn.Sequential(*(conv1x1(c, c, groups)
+                                for _ in range(NUM_BLOCKS)))
+        return model, c, dict(c=c, paper_c=paper_c, g=groups)
+    if table == 3:
+        c = spec.widths[platform][col]
+        num = int(spec.rows[row][0])
+        parallel = spec.rows[row].endswith('parallel')
+        width = fragment_width(c, num)
+        model = nn.Sequential(*(FragmentBlock(width, num, parallel)
+                                for _ in range(NUM_BLOCKS)))
+        return model, width, dict(c=c, fragment_c=width, fragments=num,
+                                  parallel=parallel)
+    # Table 4
+    c = spec.widths[platform][col]
+    relu, shortcut = (s.strip() == 'yes'
+                      for s in spec.rows[row].split(','))
+    model = nn.Sequential(*(Bottleneck(c, relu, shortcut)
+                            for _ in range(NUM_BLOCKS)))
+    return model, c, dict(c=c, mid=c // 4, relu=relu, shortcut=shortcut)
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-adds of the convolutions for one forward of ``x``.
+
+    Counted from each conv's output shape (output elements x in/groups x
+    kernel area), so it is independent of how the model wires them.
+    """
+    total = [0]
+
+    def hook(module, inputs, output):
+        k = math.prod(module.kernel_size)
+        total[0] += output.numel() * module.in_channels // module.groups * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
