@@ -42,11 +42,12 @@ PARAMS_DIGITS = 2
 MACS_KEY = 'Backbone MACs at 224 (M)'
 PARAMS_KEY = 'Backbone Params (M)'
 
-#: ``--cfg-options`` that give a from-scratch config ImageNet weights
-#: (``_delete_`` because its ``init_cfg`` is None); PATH is the checkpoint.
-PRETRAINED_CFG_OPTIONS = ('model.backbone.init_cfg._delete_=true',
-                          'model.backbone.init_cfg.type=Pretrained',
-                          'model.backbone.init_cfg.checkpoint=PATH')
+#: ``--cfg-options`` that give ImageNet weights to a config whose backbone
+#: has none public (``init_cfg=dict(type='Pretrained', checkpoint=None)``:
+#: it stops at start-up without them); PATH is the checkpoint.
+PRETRAINED_CFG_OPTIONS = ('model.backbone.init_cfg.checkpoint=PATH', )
+#: ``checkpoint`` of a row whose config requires weights nobody published.
+REQUIRED = 'required, none public'
 
 COLLECTION = 'Light-Head R-CNN'
 _PAPER = dict(URL='https://arxiv.org/abs/1807.11164',
@@ -83,7 +84,7 @@ def _width(backbone: dict) -> str:
 def _checkpoint(backbone: dict) -> Optional[str]:
     init = backbone.get('init_cfg')
     if isinstance(init, dict) and init.get('type') == 'Pretrained':
-        return init['checkpoint']
+        return init.get('checkpoint') or REQUIRED
     return None
 
 
@@ -102,7 +103,8 @@ def table7_rows(root: str,
         list[dict]: One row per config in Table 7 order (family, then
         level) with keys ``config`` (path relative to ``root``), ``family``,
         ``level``, ``backbone`` (the config's backbone dict), ``width``,
-        ``checkpoint`` (ImageNet weights or None), ``max_iters``, ``macs``
+        ``checkpoint`` (ImageNet weights, :data:`REQUIRED` or None),
+        ``max_iters``, ``macs``
         and ``params`` (ints).
 
     Raises:
@@ -184,6 +186,8 @@ def _init_cell(row: dict) -> str:
     ckpt = row['checkpoint']
     if ckpt is None:
         return 'none (from scratch)'
+    if ckpt == REQUIRED:
+        return 'required, none public (see below)'
     if ckpt.startswith('torchvision://'):
         text = f"torchvision `{ckpt[len('torchvision://'):]}`"
     elif 'download.openmmlab.com' in ckpt:
@@ -233,12 +237,17 @@ def format_model_zoo(rows: List[dict]) -> str:
             f'{MISSING} | {MISSING} |')
     lines += [
         '',
-        'Configs without ImageNet init train the backbone from scratch: no '
-        'public ImageNet weights that this project can load exist for that '
-        'backbone and width (each config says why). The paper pretrained '
-        'every backbone on ImageNet, so their results are not comparable to '
-        'its Table 7 unless you supply weights, e.g. `tools/train.py '
-        f'CONFIG --cfg-options {options}`.',
+        'Configs marked *required, none public* need ImageNet weights that '
+        'nobody published for that backbone and width (each config says '
+        'why): they stop at start-up, naming the config, until given them: '
+        f'`tools/train.py CONFIG --cfg-options {options}`, PATH a '
+        'classifier checkpoint with `backbone.*` keys such as '
+        '`configs/imagenet/` trains. Training them from scratch is an '
+        'explicit choice (`configs/_base_/models/'
+        'light-head-rcnn_shufflenetv2_from-scratch.py`, example in '
+        '`configs/light_head_rcnn/from-scratch/`); the paper pretrained every '
+        'backbone on ImageNet, so such runs are not comparable with its '
+        'Table 7.',
         '',
     ]
     return '\n'.join(lines)

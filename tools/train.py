@@ -14,6 +14,9 @@ from mmengine.runner import Runner
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from shufflenet_det.models.backbones.base_backbone import \
+    check_pretrained_weights  # noqa: E402
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a detector')
@@ -49,6 +52,12 @@ def main():
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # Before building anything: a backbone that needs ImageNet weights
+    # nobody published stops here, naming the config and the way out.
+    try:
+        check_pretrained_weights(cfg.model.get('backbone'), args.config)
+    except ValueError as exc:
+        sys.exit(str(exc))
     # CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

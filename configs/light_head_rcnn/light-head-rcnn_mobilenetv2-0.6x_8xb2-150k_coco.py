@@ -6,20 +6,24 @@
 # No ImageNet weights are loaded: torchvision and mmpretrain publish
 # MobileNet v2 weights at width 1.0 only, and we know of no public weights
 # at width 0.6.
-# Training from this config therefore starts from scratch unless you supply
-# weights, in a child config (_delete_ because init_cfg is None here):
-#   model = dict(backbone=dict(init_cfg=dict(
-#       _delete_=True, type='Pretrained', checkpoint='...')))
-# or on the command line of tools/train.py:
-#   --cfg-options model.backbone.init_cfg._delete_=true
-#   model.backbone.init_cfg.type=Pretrained
-#   model.backbone.init_cfg.checkpoint=...
-# The paper pretrained every backbone on ImageNet, so results from scratch
-# are not comparable to its Table 7. From scratch, the frozen layers
-# (stem + groups 0-2) keep their random initialisation, and frozen BN
-# layers do not normalise: for such a run consider frozen_stages=-1,
-# norm_eval=False and norm_cfg=dict(type='SyncBN', requires_grad=True).
+# Training from this config therefore stops at start-up (tools/train.py,
+# or the backbone's init_weights) until it is given ImageNet weights:
+#   python tools/train.py <this config> \
+#       --cfg-options model.backbone.init_cfg.checkpoint=PATH
+# PATH: a classifier checkpoint with backbone.* keys, such as
+# configs/imagenet/mobilenetv2-0.6x_8xb128_in1k.py trains (for a bare backbone
+# state dict add model.backbone.init_cfg.prefix=None). Without them the
+# official recipe would train on frozen random layers (stem + groups 0-2,
+# every BN). To train from scratch instead, choose that recipe explicitly: the
+# _base_ variant ../_base_/models/light-head-rcnn_shufflenetv2_from-scratch.py
+# (nothing frozen, SyncBN, schedule_450k.py; example in from-scratch/). Such
+# runs are not comparable with the paper's Table 7, whose backbones were all
+# pretrained on ImageNet.
 _base_ = './light-head-rcnn_mobilenetv2-1x_8xb2-150k_coco.py'
 
 model = dict(
-    backbone=dict(widen_factor=0.6, channel_rule='table8', init_cfg=None))
+    backbone=dict(
+        widen_factor=0.6, channel_rule='table8',
+        init_cfg=dict(
+            _delete_=True, type='Pretrained', checkpoint=None,
+            prefix='backbone.')))

@@ -14,6 +14,50 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
+#: Where a run without public ImageNet weights gets them, or how it opts out.
+SCRATCH_BASE = ('configs/_base_/models/'
+                'light-head-rcnn_shufflenetv2_from-scratch.py')
+
+
+def check_pretrained_weights(backbone_cfg: Optional[dict],
+                             where: str) -> None:
+    """Fail when ``init_cfg`` asks for ImageNet weights but names none.
+
+    Table 7 configs whose backbone has no public ImageNet weights set
+    ``init_cfg=dict(type='Pretrained', checkpoint=None)``: with the official
+    recipe (stem and first stage frozen, BN frozen) they would otherwise
+    train on top of randomly initialised frozen layers.
+
+    Args:
+        backbone_cfg (dict, optional): ``model.backbone`` of a config.
+        where (str): Named first in the error: a config file or a class.
+
+    Raises:
+        ValueError: If ``init_cfg`` is ``Pretrained`` with no checkpoint.
+    """
+    init = (backbone_cfg or {}).get('init_cfg')
+    if isinstance(init, dict) and init.get('type') == 'Pretrained' and \
+            init.get('checkpoint') is None:
+        raise ValueError(
+            f'{where}: model.backbone.init_cfg.checkpoint is None: no public '
+            f'ImageNet weights exist for {backbone_cfg.get("type")}'
+            f'{_width_of(backbone_cfg)}, and the Table 7 recipe freezes its '
+            'first layers and its BN layers, which would stay random. Pass '
+            'ImageNet weights with --cfg-options '
+            'model.backbone.init_cfg.checkpoint=PATH (a classifier '
+            'checkpoint with backbone.* keys, as configs/imagenet/ trains), '
+            'or choose the from-scratch recipe explicitly: '
+            f'inherit {SCRATCH_BASE} (nothing frozen, SyncBN, longer '
+            'schedule; not comparable with Table 7).')
+
+
+def _width_of(backbone_cfg: dict) -> str:
+    for key in ('arch', 'widen_factor'):
+        if key in backbone_cfg:
+            return f' {key}={backbone_cfg[key]!r}'
+    return ''
+
+
 class BaseDetBackbone(BaseModule):
     """One implementation of the mmdet backbone contract.
 
@@ -221,6 +265,9 @@ class BaseDetBackbone(BaseModule):
                     nn.init.kaiming_normal_(m.weight, mode='fan_out',
                                             nonlinearity='relu')
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
+            check_pretrained_weights(
+                dict(type=type(self).__name__, init_cfg=cfg),
+                type(self).__name__)
             self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
         else:
