@@ -315,7 +315,7 @@ def shrink_classification(cfg: Config, root: Path, work_dir: Path) -> None:
 @pytest.fixture(scope='module')
 def pretrained(imagenet_folder, tmp_path_factory):
     """family token -> (checkpoint, test metrics), trained on first use."""
-    from mmengine.runner import Runner
+    from mmdet.registry import RUNNERS
     runs = {}
 
     def run(tok):
@@ -324,7 +324,7 @@ def pretrained(imagenet_folder, tmp_path_factory):
                 str(IMAGENET / f'{tok}_8xb128_in1k.py'))
             work_dir = tmp_path_factory.mktemp(f'in1k_{tok}')
             shrink_classification(cfg, imagenet_folder, work_dir)
-            runner = Runner.from_cfg(cfg)  # what tools/train.py does
+            runner = RUNNERS.build(cfg)  # what tools/train.py does
             runner.train()  # validates after the last iteration
             metrics = {key[len('val/'):]: value.current() for key, value
                        in runner.message_hub.log_scalars.items()

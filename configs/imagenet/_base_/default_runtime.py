@@ -23,6 +23,10 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False))
 
+# The detection configs' runner: tools/dist_train.sh also runs without
+# CUDA (gloo); with CUDA it is mmengine's Runner.
+runner_type = 'mmdet.CPUDistRunner'
+
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
