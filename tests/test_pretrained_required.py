@@ -35,11 +35,10 @@ def backbone_cfg(path) -> dict:
 
 
 def test_exactly_the_ten_configs_without_public_weights_require_them():
-    # prefix: configs/imagenet/ checkpoints are classifiers (backbone.*).
     required = sorted(
         p.name for p in TABLE7_DIR.glob('*.py')
-        if backbone_cfg(p)['init_cfg'] == dict(
-            type='Pretrained', checkpoint=None, prefix='backbone.'))
+        if backbone_cfg(p)['init_cfg'] == dict(type='Pretrained',
+                                               checkpoint=None))
     assert required == NO_WEIGHTS
     for p in TABLE7_DIR.glob('*.py'):  # the other ten name their weights
         if p.name not in NO_WEIGHTS:
@@ -82,23 +81,26 @@ def test_train_tool_stops_before_building_naming_the_config(
     assert 'from-scratch' in message and 'not comparable' in message
 
 
-def test_the_documented_option_gives_the_weights(tmp_path):
+@pytest.mark.parametrize('layout', ['classifier', 'backbone'])
+def test_the_documented_option_gives_the_weights(layout, tmp_path):
     assert PRETRAINED_CFG_OPTIONS == (f'{OPTION}PATH', )
     path = TABLE7_DIR / 'light-head-rcnn_xception-1x_8xb2-150k_coco.py'
     weights = tmp_path / 'xception-1x_in1k.pth'
     torch.manual_seed(0)
     source = MODELS.build(dict(backbone_cfg(path), init_cfg=None))
-    # As configs/imagenet/xception-1x_8xb128_in1k.py saves it.
-    torch.save({'state_dict': {f'backbone.{k}': v
-                               for k, v in source.state_dict().items()}},
-               weights)
+    if layout == 'classifier':  # as configs/imagenet/ saves it
+        torch.save({'state_dict': {f'backbone.{k}': v
+                                   for k, v in source.state_dict().items()}},
+                   weights)
+    else:
+        torch.save(source.state_dict(), weights)
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args(['--cfg-options', f'{OPTION}{weights}'])
     cfg = Config.fromfile(str(path))
     cfg.merge_from_dict(args.cfg_options)
-    assert cfg.model.backbone.init_cfg == dict(
-        type='Pretrained', checkpoint=str(weights), prefix='backbone.')
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained',
+                                               checkpoint=str(weights))
     check_pretrained_weights(cfg.model.backbone, str(path))  # no error
     backbone = MODELS.build(cfg.model.backbone)
     backbone.init_weights()

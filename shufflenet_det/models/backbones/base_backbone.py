@@ -44,8 +44,8 @@ def check_pretrained_weights(backbone_cfg: Optional[dict],
             f'{_width_of(backbone_cfg)}, and the Table 7 recipe freezes its '
             'first layers and its BN layers, which would stay random. Pass '
             'ImageNet weights with --cfg-options '
-            'model.backbone.init_cfg.checkpoint=PATH (a classifier '
-            'checkpoint with backbone.* keys, as configs/imagenet/ trains), '
+            'model.backbone.init_cfg.checkpoint=PATH (the backbone, or a '
+            'classifier checkpoint such as configs/imagenet/ trains), '
             'or choose the from-scratch recipe explicitly: '
             f'inherit {SCRATCH_BASE} (nothing frozen, SyncBN, longer '
             'schedule; not comparable with Table 7).')
