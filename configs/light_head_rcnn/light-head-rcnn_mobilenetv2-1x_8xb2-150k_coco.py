@@ -23,7 +23,9 @@ model = dict(
         widen_factor=1.0,
         # The last stride-16 group (96 x widen_factor channels) and the last
         # stride-32 group (320 x widen_factor); the final 1x1 conv (1280) is
-        # left out, as ShuffleNet v2's conv5 is.
+        # left out, as ShuffleNet v2's conv5 is. This routing is our choice
+        # (the papers do not give it, see the base model config); (4, 7)
+        # feeds the light head the final 1x1 conv instead.
         out_indices=(4, 6),
         # Official recipe, as in the base: the stem and the first stage
         # frozen, BN frozen everywhere (statistics and affine parameters).

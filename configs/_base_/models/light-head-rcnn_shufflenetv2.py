@@ -23,7 +23,8 @@ model = dict(
         type='ShuffleNetV2',
         arch='1.0x',
         extra_dw=False,
-        # (stage3 stride 16, stage4 stride 32).
+        # (stage3 stride 16, stage4 stride 32). (1, 3) feeds the light head
+        # conv5 instead (1x1 conv, 1024 channels, stride 32): see below.
         out_indices=(1, 2),
         # Official recipe: stem + first stage frozen, BN frozen everywhere
         # (statistics and affine parameters).
@@ -35,7 +36,15 @@ model = dict(
             checkpoint='torchvision://shufflenet_v2_x1_0.imagenet1k_v1')),
     # Indices into the backbone's output tuple (ordered like out_indices):
     # the RPN reads stage3 (stride 16), the light head reads stage4
-    # (stride 32), as in the paper's fast Light-Head model.
+    # (stride 32). This routing is our choice: neither the ShuffleNet V2
+    # paper nor the Light-Head R-CNN paper gives it for the small models
+    # (the official code has ResNet-101 only: RPN on conv4, light head on a
+    # dilated conv5, both stride 16). Without atrous conv (as the fast
+    # Light-Head model is described) the head reads a stride-32 map; stage4
+    # leaves out conv5, the 1x1 conv before ShuffleNet's ImageNet
+    # classifier. The other reading, the head on conv5, is the one line
+    # model = dict(backbone=dict(out_indices=(1, 3)))
+    # (configs/light_head_rcnn/routing/, tests/test_routing.py).
     rpn_in_index=0,
     rcnn_in_index=1,
     # mmdet's RPNHead with an exact early-stopping proposal NMS.
