@@ -140,7 +140,7 @@ if [[ "$DEVICE" == cuda* ]]; then
     tail -1 "$OUT/table7-fp16.log"
 else
     # --fp16 is CUDA autocast; on CPU only check that the flag still exists.
-    run_step table7-fp16-flag bash -c "\"$PYTHON\" tools/benchmark.py --help | grep -q -- --fp16"
+    run_step table7-fp16-flag bash -c "$PYTHON tools/benchmark.py --help | grep -q -- --fp16"
 fi
 run_step guidelines "$PYTHON" tools/guidelines.py "${GUIDELINES[@]}" --device "$DEVICE" --out "$OUT/guidelines"
 
