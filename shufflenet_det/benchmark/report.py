@@ -381,6 +381,7 @@ def _eager_lines(merged: dict, peer: dict) -> List[str]:
 
 def _peer_lines(peer: dict) -> List[str]:
     ips = peer['images_per_s']
+    steps = ', '.join((peer.get('deploy') or {}).get('steps', [])) or 'none'
     shipped = (peer.get('shipped') or {}).get('images_per_s')
     deploy = peer.get('deploy') or {}
     det = peer.get('detections') or {}
@@ -388,7 +389,7 @@ def _peer_lines(peer: dict) -> List[str]:
             f"{peer['name']} (random weights, min_size "
             f"{peer['settings']['min_size']}, max_size "
             f"{peer['settings']['max_size']}, torchvision defaults "
-            f"otherwise): deployed ({', '.join(deploy.get('steps', [])) or 'none'}"
+            f"otherwise): deployed ({steps}"
             f"; {deploy.get('fused_bn', 0)} BatchNorms folded, "
             f"{deploy.get('unfused_bn', 0)} left) {ips['median']:.3f} "
             f"images/s [{ips['min']:.3f}, {ips['max']:.3f}] over "
@@ -399,7 +400,8 @@ def _peer_lines(peer: dict) -> List[str]:
             + (f", {peer['gemm_fraction'] * 100:.0f}% of the GEMM rate"
                if peer.get('gemm_fraction') is not None else '')
             + ('' if not det else
-               '; deployed detections == shipped' if det.get('equal') else
+               f"; deployed detections == shipped ({det['detections']} "
+               'detections)' if det.get('equal') else
                f"; deployed detections differ from shipped "
                f"({det.get('num_differences')})") + '.']
 

@@ -1,6 +1,6 @@
 """Check a deployed model against its plain twin, part by part and on its
 final detections."""
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List
 
 import torch
 import torch.nn as nn
