@@ -332,6 +332,8 @@ class BaseDetBackbone(BaseModule):
         unexpected = [k for k in state if k not in own]
         with torch.no_grad():
             self.load_state_dict(state, strict=False)
+        #: Keys this checkpoint provided (subclasses initialise the rest).
+        self.loaded_keys = set(matched)
         msg = f'{type(self).__name__}: loaded {len(matched)} tensors from ' \
               f'{checkpoint}'
         if missing:
