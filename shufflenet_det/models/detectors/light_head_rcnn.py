@@ -23,10 +23,13 @@ class LightHeadRCNN(TwoStageDetector):
     ``rpn_in_index`` and ``rcnn_in_index`` pick, from the backbone's output
     tuple (ordered like ``backbone.out_indices``), the map that feeds the RPN
     and the map that feeds the large separable convolution + PSRoI pooling.
-    The fast Light-Head model of the paper puts the RPN on the stride-16 map
-    (ShuffleNet stage3) and the head on the last, stride-32 map (no atrous
-    convolution): with ``out_indices=(1, 2)`` that is ``rpn_in_index=0``,
-    ``rcnn_in_index=1``.
+    Neither the ShuffleNet V2 paper nor Light-Head R-CNN's says which
+    ShuffleNet output feeds which head (the official code is ResNet-101
+    only). Our configs choose the RPN on the stride-16 map (stage3) and the
+    head on stage4 (stride 32, no atrous convolution): with
+    ``out_indices=(1, 2)`` that is ``rpn_in_index=0``, ``rcnn_in_index=1``;
+    ``out_indices=(1, 3)`` puts the head on conv5 instead
+    (``configs/light_head_rcnn/routing/``).
 
     Widths and strides are read from the built backbone
     (``backbone.out_channels`` / ``backbone.out_strides``), so a config only
