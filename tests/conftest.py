@@ -12,6 +12,28 @@ COCO_MINI_SKIP = pytest.mark.skipif(
     not (COCO_MINI / 'annotations/instances_train2017.json').is_file(),
     reason=f'coco-mini not found at {COCO_MINI} (../shared/data/coco-mini)')
 
+#: Test-only config whose 150 training iterations give weights that detect
+#: things (tests/test_e2e_deploy.py, tests/test_deploy_onnx.py).
+DEPLOY_CHECK_CONFIG = REPO / 'tests/configs/' \
+    'light-head-rcnn_shufflenetv2-0.5x_deploy-check_coco-mini.py'
+
+
+@pytest.fixture(scope='session')
+def deploy_check_checkpoint(tmp_path_factory):
+    """Train :data:`DEPLOY_CHECK_CONFIG` once per session (minutes on 2 CPU
+    cores) and return the checkpoint path. Needs coco-mini."""
+    import subprocess
+    import sys
+    if not (COCO_MINI / 'annotations/instances_train2017.json').is_file():
+        pytest.skip(f'coco-mini not found at {COCO_MINI}')
+    work = tmp_path_factory.mktemp('deploy_check')
+    out = subprocess.run([sys.executable, str(REPO / 'tools/train.py'),
+                          str(DEPLOY_CHECK_CONFIG), '--work-dir',
+                          str(work / 'train')], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work / 'train/iter_150.pth'
+
 
 def base_model_cfg():
     """``model`` of the base Light-Head config, without pretrained weights."""

@@ -19,12 +19,11 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import COCO_MINI_SKIP, REPO
+from tests.conftest import COCO_MINI_SKIP, DEPLOY_CHECK_CONFIG, REPO
 
 pytestmark = COCO_MINI_SKIP
 
-CONFIG = REPO / 'tests/configs/' \
-    'light-head-rcnn_shufflenetv2-0.5x_deploy-check_coco-mini.py'
+CONFIG = DEPLOY_CHECK_CONFIG
 STOCK = ['model.rpn_head.type=RPNHead',
          'model.roi_head.bbox_head.type=ConvFCBBoxHead',
          'model.data_preprocessor.type=DetDataPreprocessor']
@@ -38,10 +37,9 @@ def run(*args):
 
 
 @pytest.fixture(scope='module')
-def predictions(tmp_path_factory):
+def predictions(tmp_path_factory, deploy_check_checkpoint):
     work = tmp_path_factory.mktemp('deploy')
-    run(REPO / 'tools/train.py', CONFIG, '--work-dir', work / 'train')
-    checkpoint = work / 'train/iter_150.pth'
+    checkpoint = deploy_check_checkpoint
     preds = {}
     for name, extra in (('plain', []), ('deployed', ['--fuse-conv-bn']),
                         ('stock', ['--cfg-options', *STOCK])):

@@ -97,6 +97,65 @@ def _pad_per_image(values: Tensor, index: Tensor, batch: int,
     return table, row, slots
 
 
+def _bin_grid(rois: Tensor, height: int, width: int,
+              output_size: Tuple[int, int], spatial_scale: float,
+              sampling_ratio: int, aligned: bool) -> Tensor:
+    """``grid_sample`` positions of every sample of every bin.
+
+    Args:
+        rois (Tensor): (R, 4) ``x1, y1, x2, y2`` in input pixels.
+        height (int): Feature map height.
+        width (int): Feature map width.
+        output_size, spatial_scale, sampling_ratio, aligned: As
+            :func:`ps_roi_align_grid`.
+
+    Returns:
+        Tensor: (R, k_h * k_w, s * s, 2), ``(x, y)`` in [-1, 1], sample
+        ``(i, j)`` of bin ``(p, q)`` at ``[:, p * k_w + q, i * s + j]``.
+    """
+    kh, kw = output_size
+    s = sampling_ratio
+    shift = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = (rois[:, i] * spatial_scale - shift for i in range(4))
+    gy = _normalise(_sample_coords(y1, y2, kh, s, aligned), height, aligned)
+    gx = _normalise(_sample_coords(x1, x2, kw, s, aligned), width, aligned)
+    # (R, k_h, k_w, s, s, 2): (x, y) of sample (i, j) of bin (p, q).
+    grid = torch.stack(torch.broadcast_tensors(
+        gx[:, None, :, None, :], gy[:, :, None, :, None]), -1)
+    return grid.reshape(rois.size(0), kh * kw, s * s, 2)
+
+
+def _pool_padded(feat: Tensor, grid: Tensor, output_size: Tuple[int, int],
+                 mode: str) -> Tensor:
+    """Pool ``slots`` RoIs per image from a per-image table of grids.
+
+    Args:
+        feat (Tensor): (N, C, H, W), C = C_out * k_h * k_w.
+        grid (Tensor): (N, slots, k_h * k_w, s * s, 2) from
+            :func:`_bin_grid` (empty slots hold ``_OUTSIDE``).
+        output_size (tuple[int, int]): (k_h, k_w).
+        mode (str): ``'avg'`` or ``'max'``.
+
+    Returns:
+        Tensor: (N, slots, C_out, k_h * k_w).
+    """
+    batch, channels, height, width = feat.shape
+    kh, kw = output_size
+    bins = kh * kw
+    cout = channels // bins
+    slots, samples = grid.shape[1], grid.shape[3]
+    grid = grid.permute(0, 2, 3, 1, 4).reshape(batch * bins, samples, slots,
+                                               2)
+    # (N * bins, C_out, H, W): the channels of bin k of every image.
+    per_bin = feat.reshape(batch, cout, bins, height, width).transpose(
+        1, 2).reshape(batch * bins, cout, height, width)
+    out = F.grid_sample(per_bin, grid, mode='bilinear',
+                        padding_mode='zeros', align_corners=False)
+    # (N * bins, C_out, s * s, slots) -> reduce the samples of each bin.
+    out = out.mean(2) if mode == 'avg' else out.amax(2)
+    return out.view(batch, bins, cout, slots).permute(0, 3, 2, 1)
+
+
 def ps_roi_align_grid(feat: Tensor, rois: Tensor,
                       output_size: Tuple[int, int], spatial_scale: float,
                       sampling_ratio: int, mode: str = 'avg',
@@ -124,27 +183,44 @@ def ps_roi_align_grid(feat: Tensor, rois: Tensor,
     if num == 0:
         return feat.new_zeros(0, cout, kh, kw)
     rois = rois.detach().to(feat.dtype)
-    shift = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = (rois[:, i] * spatial_scale - shift for i in range(1, 5))
-    gy = _normalise(_sample_coords(y1, y2, kh, s, aligned), height, aligned)
-    gx = _normalise(_sample_coords(x1, x2, kw, s, aligned), width, aligned)
-    # (R, k_h, k_w, s, s, 2): (x, y) of sample (i, j) of bin (p, q).
-    grid = torch.stack(torch.broadcast_tensors(
-        gx[:, None, :, None, :], gy[:, :, None, :, None]), -1)
+    grid = _bin_grid(rois[:, 1:], height, width, output_size, spatial_scale,
+                     s, aligned)
     padded, row, slots = _pad_per_image(grid.reshape(num, -1),
                                         rois[:, 0].long(), batch, _OUTSIDE)
-    padded = padded.view(batch, slots, bins, s * s, 2).permute(
-        0, 2, 3, 1, 4).reshape(batch * bins, s * s, slots, 2)
-    # (N * bins, C_out, H, W): the channels of bin k of every image.
-    per_bin = feat.reshape(batch, cout, bins, height, width).transpose(
-        1, 2).reshape(batch * bins, cout, height, width)
-    out = F.grid_sample(per_bin, padded, mode='bilinear',
-                        padding_mode='zeros', align_corners=False)
-    # (N * bins, C_out, s * s, slots) -> reduce the samples of each bin.
-    out = out.mean(2) if mode == 'avg' else out.amax(2)
-    out = out.view(batch, bins * cout, slots).transpose(1, 2)
-    out = out.reshape(batch * slots, bins, cout).index_select(0, row)
-    return out.transpose(1, 2).reshape(num, cout, kh, kw)
+    out = _pool_padded(feat, padded.view(batch, slots, bins, s * s, 2),
+                       output_size, mode)
+    return out.reshape(batch * slots, cout, kh, kw).index_select(0, row)
+
+
+def ps_roi_align_grid_batched(feat: Tensor, rois: Tensor,
+                              output_size: Tuple[int, int],
+                              spatial_scale: float, sampling_ratio: int,
+                              mode: str = 'avg',
+                              aligned: bool = True) -> Tensor:
+    """:func:`ps_roi_align_grid` for the same number of RoIs per image.
+
+    No data-dependent shape anywhere (the ONNX export path): image ``b``
+    pools its own ``rois[b]``. Every RoI's output equals
+    :func:`ps_roi_align_grid`'s for that RoI.
+
+    Args:
+        feat (Tensor): (N, C, H, W), C = C_out * k_h * k_w.
+        rois (Tensor): (N, R, 4) ``x1, y1, x2, y2`` in input pixels.
+        output_size, spatial_scale, sampling_ratio, mode, aligned: As
+            :func:`ps_roi_align_grid`.
+
+    Returns:
+        Tensor: (N, R, C_out, k_h, k_w).
+    """
+    batch, channels, height, width = feat.shape
+    kh, kw = output_size
+    num = rois.shape[1]
+    grid = _bin_grid(rois.reshape(batch * num, 4).to(feat.dtype), height,
+                     width, output_size, spatial_scale, sampling_ratio,
+                     aligned)
+    out = _pool_padded(feat, grid.view(batch, num, kh * kw, -1, 2),
+                       output_size, mode)
+    return out.reshape(batch, num, channels // (kh * kw), kh, kw)
 
 
 class GridPSRoIAlign(nn.Module):
@@ -195,6 +271,14 @@ class GridPSRoIAlign(nn.Module):
         return ps_roi_align_grid(feat, rois, self.output_size,
                                  self.spatial_scale, self.sampling_ratio,
                                  self.mode, self.aligned)
+
+    def forward_batched(self, feat: Tensor, rois: Tensor) -> Tensor:
+        """(N, C, H, W) map, (N, R, 4) RoIs per image -> (N, R, C / (k_h
+        k_w), k_h, k_w), with static shapes (ONNX export)."""
+        return ps_roi_align_grid_batched(feat, rois, self.output_size,
+                                         self.spatial_scale,
+                                         self.sampling_ratio, self.mode,
+                                         self.aligned)
 
     def extra_repr(self) -> str:
         return (f'output_size={self.output_size}, spatial_scale='
