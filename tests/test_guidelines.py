@@ -233,6 +233,11 @@ def test_markdown_says_whether_the_ranking_matches():
     assert "the ranking matches the paper's in 1 of 1 columns" in bad
     worse = table_markdown(_fake_result([30.0, 40.0, 20.0, 10.0]))
     assert "the ranking matches the paper's in 0 of 1 columns" in worse
+    g4 = _fake_result([1.0, 2.0, 3.0, 4.0])
+    for r, label in enumerate(G.PAPER_TABLES[4].rows):
+        g4['rows'][r]['label'] = label
+    g4['ranking']['x1']['reversed'] = [(3, 0)]
+    assert '(ours: "yes, yes" > "no, no")' in table_markdown(g4)
 
 
 def test_write_report(tmp_path):

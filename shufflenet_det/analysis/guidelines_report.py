@@ -27,7 +27,11 @@ def _ranking_cell(rows: List[dict], rank: dict) -> str:
     """'yes' or 'no (B > A, ...)' naming the pairs we order differently."""
     if rank['agrees']:
         return f"yes ({rank['concordant']}/{rank['pairs']} pairs)"
-    swaps = ', '.join(f"{rows[slow]['label']} > {rows[fast]['label']}"
+    def name(i):
+        label = rows[i]['label']
+        return f'"{label}"' if ',' in label else label
+
+    swaps = ', '.join(f'{name(slow)} > {name(fast)}'
                       for fast, slow in rank['reversed'])
     return (f"no, {rank['concordant']}/{rank['pairs']} pairs (ours: "
             f'{swaps})')
