@@ -34,6 +34,7 @@ import torch  # noqa: E402
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
     BenchmarkSettings, resolve_configs, run_benchmark)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
@@ -78,6 +79,11 @@ def parse_args(argv=None):
                         'alike: comma-separated subset of fuse_conv_bn,'
                         "channels_last,compile, or 'none', 'default' "
                         "(fuse_conv_bn,channels_last), 'all' (default: "
+                        '%(default)s)')
+    parser.add_argument('--backend', default='torch', choices=BACKENDS,
+                        help='runtime timed: PyTorch, or ours and the peer '
+                        'exported to ONNX and run on ONNX Runtime / OpenVINO '
+                        '(CPU; no per-part breakdown) (default: '
                         '%(default)s)')
     parser.add_argument('--no-peer', action='store_true',
                         help='skip the torchvision peer')
@@ -129,6 +135,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == 'cuda'
+    if cuda and args.backend != 'torch':
+        sys.exit(f'benchmark: --backend {args.backend} runs on the CPU; '
+                 'pass --device cpu')
     settings = BenchmarkSettings(
         batch_size=args.batch_size, img_size=tuple(args.img_size),
         warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
@@ -136,12 +145,14 @@ def main(argv=None):
         max_seconds=args.max_seconds if args.max_seconds > 0 else None,
         min_iters=args.min_iters, deploy=args.deploy, fp16=args.fp16,
         seed=args.seed, checkpoint=args.checkpoint,
-        breakdown=not args.no_breakdown, profile=not args.no_profile,
-        verify=not args.no_verify, interleave=args.interleave)
+        breakdown=not args.no_breakdown and args.backend == 'torch',
+        profile=not args.no_profile, verify=not args.no_verify,
+        interleave=args.interleave, backend=args.backend)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     configs = resolve_configs(args.configs, args.all, root)
     out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
+          f'[{args.backend}] '
           f'({torch.get_num_threads()} threads), batch {settings.batch_size}'
           f' x {settings.img_size[0]}x{settings.img_size[1]}, deploy '
           f"{','.join(settings.deploy) or 'none'} -> {out_json}")

@@ -77,6 +77,10 @@ class BenchmarkSettings:
         interleave_cells (tuple): (family, level) cells to interleave.
         eager_cells (tuple): (family, level) cells also timed before the
             deploy steps (plain model vs the peer as shipped).
+        backend (str): ``'torch'``, or ``'onnxruntime'`` / ``'openvino'``:
+            ours and the peer exported to ONNX after the deploy steps and
+            timed on that runtime (``backends.py``); the eager cells then
+            also time our deployed PyTorch path (``torch_deployed``).
     """
     batch_size: int = 4
     img_size: Tuple[int, int] = (800, 1200)
@@ -95,6 +99,7 @@ class BenchmarkSettings:
     interleave_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2',
                                                       '140M'), )
     eager_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2', '140M'), )
+    backend: str = 'torch'
 
 
 def resolve_configs(configs: Sequence[str], all_configs: bool,
@@ -283,6 +288,14 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         result['equivalence_ok'] = all(
             'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
             for c in check.values())
+    if settings.backend != 'torch':
+        from .backends import detector_backend_step
+        if _in_cells(cell, settings.eager_cells):
+            result['torch_deployed'] = _timed(
+                step, settings, device, result['name'] + ' (torch)',
+                progress, counter.total, gemm)
+        step, result['backend'] = detector_backend_step(model, data,
+                                                        settings.backend)
     if settings.verify:
         result['detections'] = compare_detections(reference, step())
     del reference
@@ -373,6 +386,10 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
                                progress, counter.total, gemm)
     result['deploy'] = deploy_model(model, settings.deploy,
                                     compile_parts=DENSE_PARTS)
+    if settings.backend != 'torch':
+        from .backends import peer_backend_step
+        step, result['backend'] = peer_backend_step(model, images,
+                                                    settings.backend)
     if settings.verify:
         result['detections'] = compare_detections(reference, step())
     del reference

@@ -1,0 +1,123 @@
+"""Run the benchmark's models on an ONNX runtime instead of PyTorch.
+
+``tools/benchmark.py --backend onnxruntime|openvino``: ours and the peer are
+both exported to ONNX (after the same deploy steps) and run on the same
+runtime with the same thread count, so each backend's figures compare the
+two under equal treatment. Ours is the whole detector as one graph
+(:class:`shufflenet_det.deploy_onnx.LightHeadONNX`); the peer is
+torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` as torchvision exports
+it (TorchScript exporter, its own ``NonMaxSuppression`` / ``RoiAlign``
+symbolics), pre- and post-processing included.
+
+Each step returns the detections as one ``boxes``/``scores``/``labels``
+dict per image, so :func:`~.verify.compare_detections` checks them against
+the PyTorch model's.
+"""
+import os.path as osp
+import tempfile
+import time
+import warnings
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+#: ``--backend`` choices; 'torch' is the PyTorch path of runner.py itself.
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+
+
+def backend_version(backend: str) -> str:
+    """The runtime's version string (ImportError if not installed)."""
+    if backend == 'onnxruntime':
+        import onnxruntime
+        return onnxruntime.__version__
+    if backend == 'openvino':
+        import openvino
+        return openvino.get_version()
+    return torch.__version__
+
+
+def _runner(path: str, backend: str):
+    from shufflenet_det.deploy_onnx import build_runner
+    return build_runner(path, backend, threads=torch.get_num_threads())
+
+
+def detector_backend_step(model: nn.Module, data: dict, backend: str
+                          ) -> Tuple[Callable[[], List[dict]], Dict]:
+    """Export ours at the batch's shape and run it on ``backend``.
+
+    Args:
+        model (nn.Module): The (deployed) detector, CPU.
+        data (dict): A ``make_batch`` batch (equal-sized uint8 images whose
+            ``img_shape`` is their size, scale factor 1).
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+
+    Returns:
+        tuple: The step (returns one detections dict per image) and
+        ``backend``, ``version``, ``export_s``, ``load_s``, ``opset``.
+    """
+    from shufflenet_det.deploy_onnx import export_onnx
+    images = data['inputs']
+    shape = tuple(images[0].shape[-2:])
+    if any(tuple(i.shape[-2:]) != shape for i in images):
+        raise ValueError('backend benchmark: the batch images must share '
+                         'one size (a static ONNX input)')
+    batch = torch.stack(images).float().numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'detector.onnx')
+        start = time.perf_counter()
+        info = export_onnx(model, path, shape, len(images))
+        export_s = time.perf_counter() - start
+        start = time.perf_counter()
+        run = _runner(path, backend)
+        load_s = time.perf_counter() - start
+
+    def step():
+        dets, labels = run(batch)
+        return [_instances(d[:, :4], d[:, 4], lab, lab >= 0)
+                for d, lab in zip(dets, labels)]
+
+    return step, dict(backend=backend, version=backend_version(backend),
+                      export_s=export_s, load_s=load_s, opset=info['opset'])
+
+
+def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
+                      backend: str
+                      ) -> Tuple[Callable[[], List[dict]], Dict]:
+    """Export the torchvision peer with its own ONNX support and run it on
+    ``backend`` (same arguments and returns as
+    :func:`detector_backend_step`, ``images`` being ``peer_inputs``)."""
+    from shufflenet_det.deploy_onnx import DEFAULT_OPSET
+    inputs = [i.cpu().numpy() for i in images]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'peer.onnx')
+        start = time.perf_counter()
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(model, (list(images), ), path, dynamo=False,
+                              opset_version=DEFAULT_OPSET,
+                              input_names=[f'image{i}'
+                                           for i in range(len(images))])
+        export_s = time.perf_counter() - start
+        start = time.perf_counter()
+        run = _runner(path, backend)
+        load_s = time.perf_counter() - start
+
+    def step():
+        out = run(*inputs)
+        # torchvision's outputs: boxes, labels, scores for each image.
+        return [_instances(out[i], out[i + 2], out[i + 1])
+                for i in range(0, len(out), 3)]
+
+    return step, dict(backend=backend, version=backend_version(backend),
+                      export_s=export_s, load_s=load_s, opset=DEFAULT_OPSET)
+
+
+def _instances(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+               keep=None) -> dict:
+    if keep is not None:
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    return dict(boxes=torch.from_numpy(np.ascontiguousarray(boxes)),
+                scores=torch.from_numpy(np.ascontiguousarray(scores)),
+                labels=torch.from_numpy(np.ascontiguousarray(labels)))
