@@ -96,8 +96,8 @@ def parse_args(argv=None):
                         help='do not run the per-part step under '
                         'torch.profiler (slowest operators in breakdown.md)')
     parser.add_argument('--interleave', type=int, default=3,
-                        help='rounds of alternating peer / ShuffleNet v2 '
-                        '140M steps, for a load-independent ratio '
+                        help='rounds of alternating peer / own steps per '
+                        'Table 7 config, for a load-independent ratio '
                         '(default: %(default)s; 0: off)')
     parser.add_argument('--metrics', nargs='*', default=[],
                         help='tools/test.py --metrics-out files to merge '

@@ -122,6 +122,8 @@ try:
 except (OSError, ValueError) as exc:
     sys.exit(f'gpu_report.sh: no readable {path}: {exc}')
 failed = [r['name'] for r in report.get('results', []) if 'error' in r]
+if report.get('peer_error'):
+    failed.append(f"peer ({report['peer_error']})")
 done = len(report.get('results', [])) - len(failed)
 print(f'{path}: {done} config(s) measured, {len(failed)} failed'
       + (f": {', '.join(failed)}" if failed else ''))

@@ -71,10 +71,12 @@ class BenchmarkSettings:
             the operators that took the most time.
         verify (bool): Check every deployed part, and the final
             detections, against the plain reference step.
-        interleave (int): For the configs of ``interleave_cells``, this many
+        interleave (int): For the configs of ``interleave_cells`` (every
+            Table 7 cell when None), this many
             extra rounds of one peer step then one step of ours, so that
             their ratio is measured under the same machine load.
-        interleave_cells (tuple): (family, level) cells to interleave.
+        interleave_cells (tuple, optional): (family, level) cells to
+            interleave; None: all.
         eager_cells (tuple): (family, level) cells also timed before the
             deploy steps (plain model vs the peer as shipped).
         backend (str): ``'torch'``, or ``'onnxruntime'`` / ``'openvino'``:
@@ -96,8 +98,7 @@ class BenchmarkSettings:
     profile: bool = True
     verify: bool = True
     interleave: int = 3
-    interleave_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2',
-                                                      '140M'), )
+    interleave_cells: Optional[Tuple[Tuple[str, str], ...]] = None
     eager_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2', '140M'), )
     backend: str = 'torch'
 
@@ -219,7 +220,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
                        gemm: Optional[dict] = None,
                        cfg_options: Optional[dict] = None,
                        progress: bool = True,
-                       peer_step: Optional[Callable[[], object]] = None
+                       peer_step: Optional[Callable[[], object]] = None,
+                       peer_shipped_step: Optional[Callable[[], object]] = None
                        ) -> dict:
     """Measure one config.
 
@@ -242,6 +244,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         progress (bool): Progress bar.
         peer_step (Callable, optional): One step of the deployed peer, for
             the interleaved ratio (see ``BenchmarkSettings.interleave``).
+        peer_shipped_step (Callable, optional): One step of the peer as
+            shipped, interleaved with the plain model in ``eager_cells``.
 
     Returns:
         dict: See :func:`run_benchmark`.
@@ -280,6 +284,9 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         result['eager'] = _timed(step, settings, device,
                                  result['name'] + ' (plain)', progress,
                                  counter.total, gemm)
+        if peer_shipped_step is not None and settings.interleave > 0:
+            result['eager']['interleaved'] = interleaved_ratio(
+                step, peer_shipped_step, device, settings.interleave)
     result['deploy'] = deploy_model(model, settings.deploy)
     if calls:
         check = verify_parts(model, calls, device)
@@ -319,8 +326,9 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
         if prof is not None:
             result['top_ops'] = top_operators(prof)
-    if peer_step is not None and settings.interleave > 0 and \
-            _in_cells(cell, settings.interleave_cells):
+    if peer_step is not None and settings.interleave > 0 and cell and (
+            settings.interleave_cells is None
+            or _in_cells(cell, settings.interleave_cells)):
         result['interleaved'] = interleaved_ratio(step, peer_step, device,
                                                   settings.interleave)
     result['load_average_end'] = load_average()
@@ -356,16 +364,18 @@ def interleaved_ratio(step: Callable[[], object],
 def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
                    gemm: Optional[dict] = None,
                    progress: bool = True
-                   ) -> Tuple[dict, Callable[[], object]]:
+                   ) -> Tuple[dict, Callable[[], object],
+                              Callable[[], object]]:
     """Measure :data:`PEER_NAME` at the same batch and input size, as
     shipped and after the same deploy steps as ours.
 
     Returns:
-        tuple: The result dict and the deployed peer's step (for
-        interleaving). ``images_per_s`` and the other top-level figures are
-        the deployed peer's; ``shipped`` holds the figures of the peer as
-        torchvision ships it (eager); ``deploy`` what the deploy steps did;
-        ``detections`` the shipped-vs-deployed check.
+        tuple: The result dict, the deployed peer's step and the shipped
+        peer's step (for interleaving). ``images_per_s`` and the other
+        top-level figures are the deployed peer's; ``shipped`` holds the
+        figures of the peer as torchvision ships it (eager); ``deploy``
+        what the deploy steps did; ``detections`` the shipped-vs-deployed
+        check.
     """
     result = dict(name=PEER_NAME, load_average_start=load_average(),
                   settings=dict(weights=None, weights_backbone=None,
@@ -384,6 +394,7 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     result['macs_by_part'] = dict(counter.by_part)
     result['shipped'] = _timed(step, settings, device, 'peer (shipped)',
                                progress, counter.total, gemm)
+    shipped_step = peer_step(copy.deepcopy(model), images)
     result['deploy'] = deploy_model(model, settings.deploy,
                                     compile_parts=DENSE_PARTS)
     if settings.backend != 'torch':
@@ -405,7 +416,7 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
             total = time.perf_counter() - start
         result['breakdown'] = breakdown(timer.seconds, total, 1)
     result['load_average_end'] = load_average()
-    return result, step
+    return result, step, shipped_step
 
 
 def _write_json(path: str, obj: dict) -> None:
@@ -451,18 +462,24 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
             f"{g['mm']['macs_per_s_best'] / 1e9:.1f} GMAC/s, 1x1 conv "
             f"{g['conv1x1']['macs_per_s_best'] / 1e9:.1f} GMAC/s (best of "
             f"{g['iters']})")
-    the_peer_step = None
+    the_peer_step = peer_shipped_step = None
     if peer:
-        report['peer'], the_peer_step = benchmark_peer(
-            settings, device, report['gemm'], progress)
-        log(f"peer {PEER_NAME}: "
-            f"{report['peer']['images_per_s']['median']:.3f} images/s")
+        try:
+            report['peer'], the_peer_step, peer_shipped_step = \
+                benchmark_peer(settings, device, report['gemm'], progress)
+        except Exception as exc:  # noqa: BLE001  (record; ours still run)
+            report['peer'] = None
+            report['peer_error'] = f'{type(exc).__name__}: {exc}'
+            log(f'peer {PEER_NAME}: FAILED ({report["peer_error"]})')
+        else:
+            log(f"peer {PEER_NAME}: "
+                f"{report['peer']['images_per_s']['median']:.3f} images/s")
     _write_json(out_json, report)
     for config in configs:
         try:
             result = benchmark_detector(config, settings, device,
                                         report['gemm'], cfg_options, progress,
-                                        the_peer_step)
+                                        the_peer_step, peer_shipped_step)
         except Exception as exc:  # noqa: BLE001  (record and go on)
             result = dict(config=config,
                           name=osp.splitext(osp.basename(config))[0],
