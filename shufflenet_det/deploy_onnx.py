@@ -188,7 +188,7 @@ class LightHeadONNX(nn.Module):
                               f'{len(rpn.prior_generator.strides)}')
         head = roi_head.bbox_head
         if getattr(head, 'custom_cls_channels', False) or \
-                head.loss_cls.use_sigmoid:
+                getattr(head.loss_cls, 'use_sigmoid', False):
             raise ExportError('roi_head.bbox_head: only a softmax '
                               'classifier (num_classes + 1) is supported')
         self.rpn_cfg = model.test_cfg.rpn
