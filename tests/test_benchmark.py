@@ -226,6 +226,24 @@ def test_report_names_every_comparison():
     assert '| 5.00 | yes / NO |' in text
 
 
+def test_report_shows_backend_runs_in_their_own_section():
+    backend = _benchmark_json()
+    backend['settings']['backend'] = 'onnxruntime'
+    result = backend['results'][0]
+    result.update(torch_deployed=dict(images_per_s=dict(median=2.0)),
+                  interleaved=dict(ratio=dict(median=4.5)),
+                  detections=dict(equal=True))
+    merged = merge(_benchmark_json(), {}, {}, [backend])
+    assert merged['backends'][0]['backend'] == 'onnxruntime'
+    text = to_markdown(merged)
+    assert '## Other runtimes' in text
+    assert '| onnxruntime | ShuffleNet v2 140M | today, 0.1/— | 2.50 | ' \
+        '2.00 | 0.500 | 5.00x | 4.50x | yes |' in text
+    # Without backend runs, no such section.
+    assert '## Other runtimes' not in to_markdown(merge(_benchmark_json(),
+                                                        {}, {}))
+
+
 def test_metrics_cells(tmp_path):
     def backbone_of(config):
         return dict(type='ShuffleNetV2', arch=config.split('_')[-1][:-3])

@@ -7,7 +7,8 @@ Merges a benchmark JSON (tools/benchmark.py), COCO metrics JSONs
 A number that was not measured is shown as "—", never filled in.
 
     python tools/table7.py --benchmark work_dirs/table7/benchmark.json \
-        --metrics work_dirs/*/metrics.json --out work_dirs/table7
+        --metrics work_dirs/*/metrics.json --out work_dirs/table7 \
+        [--backends results/cpu/onnxruntime/benchmark.json ...]
 """
 import argparse
 import os.path as osp
@@ -28,6 +29,10 @@ def parse_args(argv=None):
     parser.add_argument('--metrics', nargs='*', default=[],
                         help='COCO metrics JSONs from tools/test.py '
                         '--metrics-out')
+    parser.add_argument('--backends', nargs='*', default=[],
+                        help='benchmark.json files of tools/benchmark.py '
+                        '--backend onnxruntime|openvino runs, shown in a '
+                        'section of their own')
     parser.add_argument('--no-complexity', action='store_true',
                         help='do not count backbone MFLOPs')
     parser.add_argument('--out', default='work_dirs/table7',
@@ -43,7 +48,8 @@ def main(argv=None):
     benchmark = load_json(args.benchmark) if args.benchmark else None
     paths = write_report(
         args.out, benchmark, metrics_cells(args.metrics),
-        {} if args.no_complexity else complexity_cells())
+        {} if args.no_complexity else complexity_cells(),
+        [load_json(path) for path in args.backends])
     if benchmark:
         paths['breakdown'] = osp.join(args.out, 'breakdown.md')
         with open(paths['breakdown'], 'w') as f:

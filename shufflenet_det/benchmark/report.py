@@ -149,8 +149,47 @@ def complexity_cells() -> Dict[tuple, dict]:
     return cells
 
 
+def backend_rows(benchmarks: Sequence[dict]) -> List[dict]:
+    """One row per Table 7 config of ``tools/benchmark.py --backend`` runs.
+
+    Returns:
+        list[dict]: ``backend``, ``family``, ``level``, ``date``,
+        ``load_average`` (start, end), ``images_per_s`` (ours on the
+        runtime), ``torch_images_per_s`` (our deployed PyTorch path, same
+        run), ``peer_images_per_s`` (the peer on the runtime),
+        ``peer_ratio`` and ``interleaved`` (medians), ``detections_equal``.
+    """
+    rows = []
+    for bench in benchmarks:
+        env = bench.get('environment') or {}
+        peer = bench.get('peer') or {}
+        for result in bench.get('results', []):
+            cell = result.get('table7')
+            if not cell or 'images_per_s' not in result:
+                continue
+            rows.append(dict(
+                backend=(bench.get('settings') or {}).get('backend',
+                                                          'torch'),
+                family=cell['family'], level=cell['level'],
+                date=env.get('date'),
+                load_average=(env.get('load_average'),
+                              env.get('load_average_end')),
+                images_per_s=result['images_per_s']['median'],
+                torch_images_per_s=(result.get('torch_deployed') or {}).get(
+                    'images_per_s', {}).get('median'),
+                peer_images_per_s=(peer.get('images_per_s') or {}).get(
+                    'median'),
+                peer_ratio=result.get('peer_ratio'),
+                interleaved=((result.get('interleaved') or {}).get('ratio')
+                             or {}).get('median'),
+                detections_equal=(result.get('detections') or {}).get(
+                    'equal')))
+    return rows
+
+
 def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
-          complexity: Dict[tuple, dict]) -> dict:
+          complexity: Dict[tuple, dict],
+          backends: Sequence[dict] = ()) -> dict:
     """Everything per Table 7 cell, ours beside the paper's.
 
     Returns:
@@ -201,6 +240,7 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
                            gpu_images_per_s=paper['gpu_images_per_s'][level]))
     benchmark = benchmark or {}
     return dict(cells=cells, unplaced=unplaced,
+                backends=backend_rows(backends),
                 environment=benchmark.get('environment'),
                 settings=benchmark.get('settings'),
                 gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
@@ -340,6 +380,8 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
         lines += _peer_lines(peer)
     if gemm:
         lines += ['', _gemm_sentence(gemm)]
+    if merged.get('backends'):
+        lines += _backend_lines(merged['backends'])
     if merged['unplaced']:
         lines += ['', '## Configs outside the table or failed', '']
         for item in merged['unplaced']:
@@ -354,6 +396,33 @@ def _inter(interleaved: Optional[dict], ratio_only: bool = False) -> str:
     """`` (interleaved: R)`` from an :func:`interleaved_ratio` result."""
     ratio = interleaved if ratio_only else (interleaved or {}).get('ratio')
     return f" (interleaved: {ratio['median']:.2f}x)" if ratio else ''
+
+
+def _backend_lines(rows: List[dict]) -> List[str]:
+    """Other runtimes, from separate ``--backend`` runs, each named."""
+    lines = ['', '## Other runtimes (separate runs: `tools/benchmark.py '
+             '--backend`)', '',
+             'Ours and the peer, both exported to ONNX and run on the same '
+             'runtime, in a run of their own (its date and load average '
+             'beside it): compare within a row only.', '',
+             '| Runtime | Cell | Run (UTC), load avg start/end | ours '
+             'images/s | ours in PyTorch, same run | peer on the runtime | '
+             'ours / peer | interleaved | == PyTorch |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        load = '/'.join(f'{x[0]:.1f}' if x else MISSING
+                        for x in r['load_average'])
+        same = {None: MISSING, True: 'yes', False: 'NO'}[
+            r['detections_equal']]
+        lines.append(
+            f"| {r['backend']} | {r['family']} {r['level']} | "
+            f"{(r['date'] or MISSING)[:16]}, {load} | "
+            f"{_fmt(r['images_per_s'], '.2f')} | "
+            f"{_fmt(r['torch_images_per_s'], '.2f')} | "
+            f"{_fmt(r['peer_images_per_s'], '.3f')} | "
+            f"{_fmt(r['peer_ratio'], '.2f')}x | "
+            f"{_fmt(r['interleaved'], '.2f')}x | {same} |")
+    return lines
 
 
 def _eager_lines(merged: dict, peer: dict) -> List[str]:
@@ -464,11 +533,14 @@ def plot(merged: dict, path: str) -> bool:
 
 def write_report(out_dir: str, benchmark: Optional[dict],
                  metrics: Dict[tuple, dict],
-                 complexity: Dict[tuple, dict]) -> Dict[str, str]:
+                 complexity: Dict[tuple, dict],
+                 backends: Sequence[dict] = ()) -> Dict[str, str]:
     """Write ``table7.md``, ``table7.json`` and ``table7.png`` (when any speed
-    was measured) under ``out_dir``; returns their paths."""
+    was measured) under ``out_dir``; returns their paths. ``backends``:
+    ``tools/benchmark.py --backend`` JSONs, shown in a section of their
+    own."""
     os.makedirs(out_dir, exist_ok=True)
-    merged = merge(benchmark, metrics, complexity)
+    merged = merge(benchmark, metrics, complexity, backends)
     paths = dict(json=osp.join(out_dir, 'table7.json'),
                  markdown=osp.join(out_dir, 'table7.md'))
     png = osp.join(out_dir, 'table7.png')
