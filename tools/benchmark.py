@@ -30,6 +30,7 @@ import time
 os.environ.setdefault('KINETO_LOG_LEVEL', '5')
 
 import torch  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -104,7 +105,7 @@ def parse_args(argv=None):
                         'into the report')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides key=value (mmengine '
                         'DictAction syntax)')
     args = parser.parse_args(argv)
@@ -124,11 +125,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.cfg_options:
-        from mmengine.config import DictAction
-        ns = argparse.Namespace()
-        DictAction(option_strings=[], dest='cfg')(None, ns, args.cfg_options)
-        args.cfg_options = ns.cfg
     device = torch.device('cuda' if args.device == 'auto' and
                           torch.cuda.is_available() else
                           'cpu' if args.device == 'auto' else args.device)

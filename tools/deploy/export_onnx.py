@@ -20,6 +20,7 @@ import os.path as osp
 import sys
 
 import torch
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
@@ -43,7 +44,7 @@ def parse_args(argv=None):
                         help='input height and width (default: %(default)s)')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET,
                         help='ONNX opset, >= 16 (default: %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', default=None,
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides key=value')
     args = parser.parse_args(argv)
     if args.batch < 1 or min(args.shape) < 32:
@@ -54,13 +55,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg_options = None
-    if args.cfg_options:
-        from mmengine.config import DictAction
-        ns = argparse.Namespace()
-        DictAction(option_strings=[], dest='cfg')(None, ns, args.cfg_options)
-        cfg_options = ns.cfg
-    model = build_detector(load_config(args.config, cfg_options),
+    model = build_detector(load_config(args.config, args.cfg_options),
                            torch.device('cpu'), args.checkpoint)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     try:
