@@ -105,17 +105,23 @@ def _tv_to_ours(tv_model, arch, extra_dw=False, tmp_path=None):
     return model.eval()
 
 
-@pytest.mark.parametrize('arch', ['0.5x', '2.0x'])
-def test_torchvision_weights_give_torchvision_features(arch, tmp_path):
-    torch.manual_seed(0)
-    tv = TV_BUILDERS[arch]().eval()
-    # Non-trivial BN statistics, so a mis-mapped BN would show.
-    for m in tv.modules():
+def _spread_bn(model, affine=False):
+    """Non-trivial BN statistics (and affine parameters), so that a
+    mis-mapped or non-identity BN shows in the outputs."""
+    for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
+            if affine:
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.1, 0.1)
+    return model
+
+
+@pytest.mark.parametrize('arch', ['0.5x', '2.0x'])
+def test_torchvision_weights_give_torchvision_features(arch, tmp_path):
+    torch.manual_seed(0)
+    tv = _spread_bn(TV_BUILDERS[arch]().eval(), affine=True)
     model = _tv_to_ours(tv, arch, tmp_path=tmp_path)
     x = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
@@ -188,11 +194,7 @@ def test_v2_star_with_v2_weights_computes_v2(arch, tmp_path):
     """V2*'s extra depthwise convs start as the identity: with V2 weights,
     V2* gives V2's features (issue 10, item 1)."""
     torch.manual_seed(0)
-    tv = TV_BUILDERS[arch]().eval()
-    for m in tv.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+    tv = _spread_bn(TV_BUILDERS[arch]().eval())
     v2 = _tv_to_ours(tv, arch, tmp_path=tmp_path)
     star = _tv_to_ours(tv, arch, extra_dw=True, tmp_path=tmp_path)
     x = torch.rand(2, 3, 96, 128)
