@@ -22,6 +22,7 @@ def bbox_head_pair():
     return ConvFCBBoxHead(**kwargs).eval(), LightHeadBBoxHead(**kwargs).eval()
 
 
+@pytest.mark.full_mmcv
 @pytest.mark.parametrize('score_thr,rescale', [(0.0, False), (0.05, True)])
 def test_bbox_head_post_processing_equals_mmdet(score_thr, rescale):
     stock, ours = bbox_head_pair()
@@ -42,6 +43,7 @@ def test_bbox_head_post_processing_equals_mmdet(score_thr, rescale):
     assert torch.equal(got.bboxes, expected.bboxes)
 
 
+@pytest.mark.full_mmcv
 def test_bbox_head_falls_back_for_soft_nms():
     stock, ours = bbox_head_pair()
     gen = torch.Generator().manual_seed(4)
@@ -73,6 +75,7 @@ def detector_pair():
     return ours, stock, data
 
 
+@pytest.mark.full_mmcv
 def test_detector_equals_stock_mmdet_heads(detector_pair):
     from shufflenet_det.benchmark.detector import detector_step
     from shufflenet_det.benchmark.verify import compare_detections

@@ -27,6 +27,7 @@ def reference_batched_nms(boxes, scores, groups, iou, max_num):
     (5000, 80, 100),    # R-CNN-like: per class
     (300, 5, 250),      # fewer kept than max_num: the chunk must grow
 ])
+@pytest.mark.full_mmcv
 def test_topk_batched_nms_equals_full_nms(num, groups, max_num):
     boxes = random_boxes(num)
     scores = torch.rand(num, generator=torch.Generator().manual_seed(1))
@@ -39,6 +40,7 @@ def test_topk_batched_nms_equals_full_nms(num, groups, max_num):
     torch.testing.assert_close(dets, ref_dets, rtol=0, atol=0)
 
 
+@pytest.mark.full_mmcv
 def test_topk_batched_nms_reproduces_mmcv_rounding():
     # Pairs of boxes whose IoU is 0.5 in exact arithmetic: mmcv shifts each
     # class by class x (max coordinate + 1), which rounds coordinates and
