@@ -10,6 +10,11 @@ the same for every model, ours or a peer:
 - ``channels_last``: 4-D weights stored NHWC; PyTorch then runs the
   convolutions in NHWC, where 1x1 convolutions are plain GEMMs and oneDNN
   needs no reorders.
+- ``bf16`` (CPU) / ``fp16`` (CUDA): the dense parts (backbone, neck, RPN
+  convs, large separable conv, R-CNN FCs; the peer's backbone + FPN, RPN
+  head, box head) run under autocast, everything that selects or decodes
+  boxes in float32 (:mod:`shufflenet_det.precision`). Skipped, saying why,
+  where the device has no native support.
 - ``compile`` (optional): ``torch.compile`` with inductor freezing on the
   fixed-shape dense parts.
 
@@ -22,6 +27,7 @@ Example:
     >>> info['unfused_bn']  # BatchNorms no pattern matched
     0
 """
+import warnings
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -29,7 +35,13 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 #: Every deploy step, in the order they are applied.
-DEPLOY_STEPS = ('fuse_conv_bn', 'channels_last', 'compile')
+DEPLOY_STEPS = ('fuse_conv_bn', 'channels_last', 'bf16', 'fp16', 'compile')
+
+#: ``'all'``: the steps that keep float32 arithmetic.
+ALL_FP32_STEPS = ('fuse_conv_bn', 'channels_last', 'compile')
+
+#: Reduced-precision steps: (dtype, device type).
+PRECISION_STEPS = {'bf16': (torch.bfloat16, 'cpu'), 'fp16': (torch.float16, 'cuda')}
 
 #: What the benchmark and ``--fuse-conv-bn`` apply unless told otherwise:
 #: compile time would dominate a bounded CPU run, and on the 2-core CPU of
@@ -71,12 +83,16 @@ def parse_deploy_steps(spec) -> tuple:
     if spec == ['default']:
         return DEFAULT_DEPLOY_STEPS
     if spec == ['all']:
-        return DEPLOY_STEPS
+        return ALL_FP32_STEPS
+    if 'default' in spec:  # e.g. 'default,bf16'
+        spec = [s for s in spec if s != 'default'] + list(DEFAULT_DEPLOY_STEPS)
     unknown = [s for s in spec if s not in DEPLOY_STEPS]
     if unknown:
         raise ValueError(f'unknown deploy step(s) {unknown}; expected a '
                          f'comma-separated subset of {DEPLOY_STEPS}, or '
                          "'none', 'default' or 'all'")
+    if 'bf16' in spec and 'fp16' in spec:
+        raise ValueError("deploy steps 'bf16' and 'fp16' exclude each other")
     return tuple(s for s in DEPLOY_STEPS if s in spec)
 
 
@@ -99,7 +115,8 @@ def deploy_model(model: nn.Module, steps=DEFAULT_DEPLOY_STEPS,
     Returns:
         dict: ``steps`` (applied, in order), ``fused_bn`` (BatchNorms
         folded), ``unfused_bn`` (left), ``channels_last`` (bool),
-        ``compiled`` (paths).
+        ``compiled`` (paths); with ``bf16``/``fp16``, under that key the
+        wrapped ``parts`` or the ``skipped`` reason.
     """
     from mmcv.cnn import fuse_conv_bn
     steps = parse_deploy_steps(steps)
@@ -115,6 +132,9 @@ def deploy_model(model: nn.Module, steps=DEFAULT_DEPLOY_STEPS,
     if 'channels_last' in steps:
         model.to(memory_format=torch.channels_last)
         info['channels_last'] = True
+    for step in PRECISION_STEPS:
+        if step in steps:
+            info[step] = _low_precision(model, step)
     if 'compile' in steps:
         for path in compile_parts:
             part = get_submodule(model, path)
@@ -124,3 +144,18 @@ def deploy_model(model: nn.Module, steps=DEFAULT_DEPLOY_STEPS,
                 part.compile(options={'freezing': True})
                 info['compiled'].append(path)
     return info
+
+
+def _low_precision(model: nn.Module, step: str) -> Dict[str, object]:
+    """Apply the ``bf16``/``fp16`` step, or say why not (model unchanged)."""
+    from shufflenet_det.precision import autocast_parts, native_low_precision
+    dtype, device_type = PRECISION_STEPS[step]
+    param = next(model.parameters(), None)
+    here = param.device.type if param is not None else 'cpu'
+    ok, why = native_low_precision(dtype, device_type) if here == device_type else (
+        False, f'{step} is a {device_type} step; the model is on {here}')
+    if not ok:
+        warnings.warn(f'deploy step {step!r} skipped, model unchanged: {why}')
+        return dict(skipped=why)
+    _, parts = autocast_parts(model, dtype, device_type)
+    return dict(parts=parts, device=why)

@@ -1,11 +1,13 @@
 """Test (and evaluate) a checkpoint (mmdet's tools/test.py, trimmed).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PRED.pkl]
-        [--metrics-out METRICS.json] [--fuse-conv-bn] [--cfg-options ...]
+        [--metrics-out METRICS.json] [--fuse-conv-bn] [--bf16] [--cfg-options ...]
 
 ``--fuse-conv-bn`` evaluates the deployed detector (BatchNorm folded into
 the convolutions, channels-last weights; ``shufflenet_det.deploy``), the
-very model ``tools/benchmark.py`` times.
+very model ``tools/benchmark.py`` times. ``--bf16`` adds the ``bf16`` deploy
+step (dense parts in bfloat16 on a CPU with native bf16, boxes and NMS in
+float32; ``shufflenet_det.precision``).
 """
 import argparse
 import json
@@ -39,6 +41,10 @@ def parse_args():
         help='evaluate the deployed model: BatchNorm folded into convs and '
         'channels-last weights, as tools/benchmark.py times it')
     parser.add_argument(
+        '--bf16', action='store_true',
+        help='run the dense parts in bfloat16 (CPU with native bf16), boxes '
+        'and NMS in float32; with --fuse-conv-bn after its steps')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value pairs, e.g. '
         'test_dataloader.dataset.data_root=/data/coco/ '
@@ -67,9 +73,10 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
-    if args.fuse_conv_bn:
+    steps = (['default'] if args.fuse_conv_bn else []) + (['bf16'] if args.bf16 else [])
+    if steps:
         cfg.custom_hooks = [*cfg.get('custom_hooks', []),
-                            dict(type='DeployHook')]
+                            dict(type='DeployHook', steps=','.join(steps))]
 
     # As mmdet's tools: a config may pick a Runner subclass (e.g.
     # CPUDistRunner, which makes dist_test.sh work without CUDA).

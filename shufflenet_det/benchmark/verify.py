@@ -242,3 +242,51 @@ def compare_detections(reference: list, candidate: list,
                         (index, side, int(labels[k]), float(scores[k])))
     out['equal'] = out['num_differences'] == 0
     return out
+
+
+def detection_agreement(reference: list, candidate: list, score_thr: float = 0.3) -> dict:
+    """COCO AP of ``candidate`` with ``reference``'s confident detections as ground truth.
+
+    Measures how well a reduced-precision model reproduces its float32
+    twin independently of annotations: the reference detections scoring
+    above ``score_thr`` become the boxes to find (``pycocotools``'s
+    ``COCOeval``, all classes, 100 detections per image).
+
+    Args:
+        reference (list): mmdet predictions (``DumpDetResults`` pickle
+            entries, or DetDataSamples) of the reference model.
+        candidate (list): Predictions of the candidate, same images.
+        score_thr (float): Reference detections above it are ground truth.
+
+    Returns:
+        dict: ``ap50``, ``ap`` (IoU .5:.95), ``gt_boxes`` (ground truth
+        count), ``images``.
+    """
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    images, anns, dets = [], [], []
+    for img_id, (ref, cand) in enumerate(zip(reference, candidate)):
+        images.append(dict(id=img_id))
+        for (x1, y1, x2, y2), score, label in zip(*(t.tolist() for t in _instances(ref))):
+            if score > score_thr:
+                anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=int(label),
+                                 bbox=[x1, y1, x2 - x1, y2 - y1], iscrowd=0,
+                                 area=(x2 - x1) * (y2 - y1)))
+        for (x1, y1, x2, y2), score, label in zip(*(t.tolist() for t in _instances(cand))):
+            dets.append(dict(image_id=img_id, category_id=int(label),
+                             bbox=[x1, y1, x2 - x1, y2 - y1], score=score))
+    labels = {a['category_id'] for a in anns} | {d['category_id'] for d in dets}
+    gt = COCO()
+    gt.dataset = dict(images=images, annotations=anns,
+                      categories=[dict(id=c) for c in sorted(labels)])
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        evaluator = COCOeval(gt, gt.loadRes(dets) if dets else COCO(), 'bbox')
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return dict(ap50=float(evaluator.stats[1]), ap=float(evaluator.stats[0]),
+                gt_boxes=len(anns), images=len(images))
