@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from shufflenet_det.benchmark.report import table7_cell
+from shufflenet_det.table7 import table7_cell
 from shufflenet_det.complexity import LEVELS, classifier_complexity
 from shufflenet_det.model_zoo import (CONFIG_DIR, MACS_DIGITS, MACS_KEY,
                                       METAFILE, MODEL_ZOO_MD, PARAMS_DIGITS,

@@ -15,6 +15,7 @@ import torch
 
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
+from shufflenet_det.table7 import FOCUS_CELL
 
 from .env import environment, load_average
 from .macs import MacCounter
@@ -99,7 +100,7 @@ class BenchmarkSettings:
     verify: bool = True
     interleave: int = 3
     interleave_cells: Optional[Tuple[Tuple[str, str], ...]] = None
-    eager_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2', '140M'), )
+    eager_cells: Tuple[Tuple[str, str], ...] = (FOCUS_CELL, )
     backend: str = 'torch'
 
 
@@ -252,7 +253,7 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     """
     from .detector import (build_detector, detector_step, load_config,
                            make_batch)
-    from .report import table7_cell
+    from shufflenet_det.table7 import table7_cell
     result = dict(config=config, name=osp.splitext(osp.basename(config))[0],
                   load_average_start=load_average())
     start = time.perf_counter()
