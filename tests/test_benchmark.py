@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from shufflenet_det.benchmark.macs import MacCounter
+from shufflenet_det.analysis.macs import MacCounter
 from shufflenet_det.benchmark.parts import PartTimer, breakdown
 from shufflenet_det.benchmark.report import (merge, metrics_cells,
                                              to_markdown, write_report)

@@ -12,8 +12,9 @@ Examples:
 import argparse
 import json
 
-from shufflenet_det.complexity import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
-                                       TABLE7_BACKBONES, table7_complexity)
+from shufflenet_det.analysis.complexity import table7_complexity
+from shufflenet_det.table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
+                                   TABLE7_BACKBONES)
 
 
 def parse_args():

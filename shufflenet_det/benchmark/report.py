@@ -2,7 +2,7 @@
 
 Merges a benchmark JSON (``tools/benchmark.py``), COCO metrics JSONs
 (``tools/test.py --metrics-out``) and the complexity table
-(:mod:`shufflenet_det.complexity`) into the paper's layout: one row per
+(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row per
 backbone family, one column per complexity level, our number beside the
 paper's. A number this project did not measure is shown as :data:`MISSING`
 and stored as ``null``; nothing is filled in.

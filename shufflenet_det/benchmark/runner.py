@@ -18,7 +18,7 @@ from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
 from shufflenet_det.table7 import FOCUS_CELL
 
 from .env import environment, load_average
-from .macs import MacCounter
+from shufflenet_det.analysis.macs import MacCounter
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations

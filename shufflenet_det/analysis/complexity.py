@@ -17,7 +17,7 @@ and bias), so ShuffleNet V2 matches torchvision's documented counts.
 
 Example:
     >>> from shufflenet_det.table7 import TABLE7_BACKBONES
-    >>> from shufflenet_det.complexity import classifier_complexity
+    >>> from shufflenet_det.analysis.complexity import classifier_complexity
     >>> cfg = TABLE7_BACKBONES['ShuffleNet v2']['140M']
     >>> result = classifier_complexity(cfg)
     >>> round(result['macs'] / 1e6, 1), result['params']
@@ -32,13 +32,10 @@ from mmdet.registry import MODELS
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from torch import Tensor
 
-from . import models  # noqa: F401  (registers the backbones)
-from .table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE, LEVELS,
+from .. import models  # noqa: F401  (registers the backbones)
+from ..table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE, LEVELS,
                      PAPER_COMPLEXITY, TABLE7_BACKBONES)
 
-__all__ = ['COUNTING_CONVENTION', 'LEVEL_TOLERANCE', 'LEVELS',
-           'PAPER_COMPLEXITY', 'TABLE7_BACKBONES', 'BackboneClassifier',
-           'count_complexity', 'classifier_complexity', 'table7_complexity']
 
 # mmengine's FlopAnalyzer also charges norms and pooling by default; the
 # paper's numbers (and torchvision's) count convolutions and fc layers only.

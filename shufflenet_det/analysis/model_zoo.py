@@ -1,7 +1,7 @@
 """Table 7's model zoo: ``metafile.yml`` and ``docs/model_zoo.md``.
 
 Both files are generated from the configs under :data:`CONFIG_DIR` and the
-complexity counter of :mod:`shufflenet_det.complexity`, so they cannot
+complexity counter of :mod:`shufflenet_det.analysis.complexity`, so they cannot
 disagree with the code (``tools/gen_metafile.py`` writes them,
 ``tests/test_metafile.py`` checks the committed copies). Each config is
 placed in its Table 7 cell by its backbone dict
@@ -12,8 +12,8 @@ markdown's mmAP and images/s cells read :data:`MISSING` (measured numbers
 are reported by ``tools/table7.py``).
 
 Example:
-    >>> from shufflenet_det.model_zoo import (table7_rows, format_metafile,
-    ...                                       format_model_zoo)
+    >>> from shufflenet_det.analysis.model_zoo import (
+    ...     table7_rows, format_metafile, format_model_zoo)
     >>> rows = table7_rows('.')          # counts 20 backbones (~1 min)
     >>> text = format_metafile(rows)     # == configs/.../metafile.yml
 """
@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional
 import yaml
 
 from .complexity import classifier_complexity
-from .table7 import (COUNTING_CONVENTION, FAMILIES, LEVELS, MISSING, PAPER,
+from ..table7 import (COUNTING_CONVENTION, FAMILIES, LEVELS, MISSING, PAPER,
                      order, place)
 
 #: Folder (relative to the repository root) holding the twenty configs.
@@ -93,7 +93,7 @@ def table7_rows(root: str,
     Args:
         root (str): Repository root.
         complexity (Callable): ``backbone cfg -> {'macs', 'params'}``.
-            Default: :func:`~shufflenet_det.complexity.classifier_complexity`
+            Default: :func:`~shufflenet_det.analysis.complexity.classifier_complexity`
             (tests pass a cached wrapper of it).
 
     Returns:
