@@ -22,7 +22,8 @@ from shufflenet_det.analysis.macs import MacCounter
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations
-from .verify import PartRecorder, compare_detections, verify_parts
+from shufflenet_det.deploy.verify import (PartRecorder,
+                                          compare_detections, verify_parts)
 
 SCHEMA = 'shufflenet_det.benchmark/2'
 
@@ -251,8 +252,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     Returns:
         dict: See :func:`run_benchmark`.
     """
-    from .detector import (build_detector, detector_step, load_config,
-                           make_batch)
+    from shufflenet_det.apis import (build_detector, detector_step,
+                                     load_config, make_batch)
     from shufflenet_det.table7 import table7_cell
     result = dict(config=config, name=osp.splitext(osp.basename(config))[0],
                   load_average_start=load_average())
