@@ -12,6 +12,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from shufflenet_det.engine.atomic_io import atomic_write_json
 from shufflenet_det.table7 import (FAMILIES, FOCUS_CELL, LEVELS, MISSING,
                                    MMAP_KEY, PAPER_TABLE7, place)
 
@@ -470,8 +471,7 @@ def write_report(out_dir: str, benchmark: Optional[dict],
     with open(paths['markdown'], 'w') as f:
         f.write(to_markdown(merged, 'table7.png' if 'plot' in paths
                             else None))
-    with open(paths['json'], 'w') as f:
-        json.dump(merged, f, indent=1)
+    atomic_write_json(merged, paths['json'])
     return paths
 
 

@@ -2,8 +2,6 @@
 import copy
 import gc
 import glob
-import json
-import os
 import os.path as osp
 import statistics
 import time
@@ -15,6 +13,7 @@ import torch
 
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
+from shufflenet_det.engine.atomic_io import atomic_write_json
 from shufflenet_det.table7 import FOCUS_CELL
 
 from .env import environment, load_average
@@ -421,14 +420,6 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     return result, step, shipped_step
 
 
-def _write_json(path: str, obj: dict) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.part'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                   device: torch.device, out_json: str,
                   peer: bool = True, gemm: bool = True,
@@ -476,7 +467,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         else:
             log(f"peer {PEER_NAME}: "
                 f"{report['peer']['images_per_s']['median']:.3f} images/s")
-    _write_json(out_json, report)
+    atomic_write_json(report, out_json)
     for config in configs:
         try:
             result = benchmark_detector(config, settings, device,
@@ -493,7 +484,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                 _peer_ratios(result, report['peer'])
             log(_summary(result))
         report['results'].append(result)
-        _write_json(out_json, report)
+        atomic_write_json(report, out_json)
         gc.collect()
     if gemm:
         # Contention only slows a GEMM down: measure again at the end and
@@ -508,7 +499,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                 _set_gemm_fraction(timed,
                                    report['gemm']['macs_per_s_reference'])
     report['environment']['load_average_end'] = load_average()
-    _write_json(out_json, report)
+    atomic_write_json(report, out_json)
     return report
 
 
