@@ -7,14 +7,15 @@ import pytest
 import torch
 import torch.nn as nn
 
-from shufflenet_det.benchmark.macs import MacCounter
+from shufflenet_det.analysis.macs import MacCounter
 from shufflenet_det.benchmark.parts import PartTimer, breakdown
-from shufflenet_det.benchmark.report import (MISSING, merge, metrics_cells,
-                                             table7_cell, to_markdown,
-                                             write_report)
+from shufflenet_det.benchmark.report import (merge, metrics_cells,
+                                             to_markdown, write_report)
 from shufflenet_det.benchmark.runner import resolve_configs
 from shufflenet_det.benchmark.timing import (gemm_rate, throughput,
                                              time_iterations)
+
+from shufflenet_det.table7 import MISSING
 
 from .conftest import REPO
 
@@ -143,16 +144,6 @@ def test_cli_rejects_bad_arguments():
 
 
 # ---------------------------------------------------------------- report
-def test_table7_cell_tells_v2_from_v2_star():
-    v2 = dict(type='ShuffleNetV2', arch='1.0x', extra_dw=False,
-              out_indices=(1, 2))
-    assert table7_cell(v2) == dict(family='ShuffleNet v2', level='140M')
-    assert table7_cell(dict(v2, extra_dw=True)) == dict(
-        family='ShuffleNet v2*', level='140M')
-    assert table7_cell(dict(v2, arch='3.0x')) is None
-    assert table7_cell(None) is None
-
-
 def _benchmark_json(images_per_s=2.5):
     result = dict(
         config='configs/light_head_rcnn/x.py', name='x',

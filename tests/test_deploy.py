@@ -96,8 +96,8 @@ def detector():
 def test_deployed_detector_equals_plain(detector):
     """Every part and the final detections of the deployed detector equal
     the plain detector's; nothing is patched onto instances."""
-    from shufflenet_det.benchmark.detector import detector_step
-    from shufflenet_det.benchmark.verify import (PartRecorder,
+    from shufflenet_det.apis import detector_step
+    from shufflenet_det.deploy.verify import (PartRecorder,
                                                  compare_detections,
                                                  verify_parts)
     model, data = detector
@@ -122,7 +122,7 @@ def test_deployed_detector_equals_plain(detector):
 def test_compare_detections_finds_a_difference():
     from mmengine.structures import InstanceData
 
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.deploy.verify import compare_detections
 
     def dets(scores, shift=0.0):
         return [InstanceData(bboxes=torch.tensor([[0., 0., 10., 10.],

@@ -1,4 +1,4 @@
-"""The whole detector as a standard ONNX graph (shufflenet_det.deploy_onnx,
+"""The whole detector as a standard ONNX graph (shufflenet_det.deploy.onnx,
 tools/deploy/): export, checker, default-domain operators, padded outputs,
 and detections equal to the PyTorch model's on ONNX Runtime (and OpenVINO
 when installed).
@@ -68,7 +68,7 @@ def reference(model, images, shape):
 def tiny(tmp_path_factory):
     """A random-weight detector exported at 128x160, batch 2, with a score
     threshold high enough that images have fewer than 100 detections."""
-    from shufflenet_det.deploy_onnx import export_onnx
+    from shufflenet_det.deploy.onnx import export_onnx
     model = tiny_model(score_thr=0.5)
     path = str(tmp_path_factory.mktemp('onnx') / 'tiny.onnx')
     info = export_onnx(model, path, (128, 160), batch=2, name='tiny')
@@ -79,7 +79,7 @@ def tiny(tmp_path_factory):
 
 
 def test_export_is_standard_onnx(tiny):
-    from shufflenet_det.deploy_onnx import non_default_ops
+    from shufflenet_det.deploy.onnx import non_default_ops
     model, path, info, _ = tiny
     assert not model.training  # the export leaves the detector in eval
     graph = onnx.load(path)
@@ -95,7 +95,7 @@ def test_export_is_standard_onnx(tiny):
 def test_non_default_ops_are_found():
     from onnx import TensorProto, helper
 
-    from shufflenet_det.deploy_onnx import non_default_ops
+    from shufflenet_det.deploy.onnx import non_default_ops
     node = helper.make_node('grid_sampler', ['x'], ['y'], domain='mmdeploy')
     graph = helper.make_graph(
         [node], 'g', [helper.make_tensor_value_info('x', TensorProto.FLOAT,
@@ -106,8 +106,8 @@ def test_non_default_ops_are_found():
 
 
 def test_padded_outputs_and_equal_to_pytorch(tiny):
-    from shufflenet_det.benchmark.verify import compare_detections
-    from shufflenet_det.deploy_onnx import build_runner
+    from shufflenet_det.deploy.verify import compare_detections
+    from shufflenet_det.deploy.onnx import build_runner
     model, path, _, images = tiny
     dets, labels = build_runner(path)(images.float().numpy())
     assert dets.shape == (2, 100, 5) and dets.dtype == np.float32
@@ -128,8 +128,8 @@ def test_padded_outputs_and_equal_to_pytorch(tiny):
 def test_eager_wrapper_equals_model_with_batch_and_padding():
     """LightHeadONNX in PyTorch (the NMS's eager twin) == model.test_step,
     including an input that is not a multiple of 32 (padded in-graph)."""
-    from shufflenet_det.benchmark.verify import compare_detections
-    from shufflenet_det.deploy_onnx import LightHeadONNX
+    from shufflenet_det.deploy.verify import compare_detections
+    from shufflenet_det.deploy.onnx import LightHeadONNX
     model = tiny_model()
     images = torch.randint(0, 256, (3, 3, 120, 150), dtype=torch.uint8)
     with torch.no_grad():
@@ -141,7 +141,7 @@ def test_eager_wrapper_equals_model_with_batch_and_padding():
 
 
 def test_letterbox_padding_normalises_to_zero():
-    from shufflenet_det.deploy_onnx import LightHeadONNX, letterbox
+    from shufflenet_det.deploy.onnx import LightHeadONNX, letterbox
     model = tiny_model()
     pre = model.data_preprocessor
     image = np.full((50, 100, 3), 7, np.uint8)
@@ -154,7 +154,7 @@ def test_letterbox_padding_normalises_to_zero():
 
 
 def test_onnx_nms_matches_eager():
-    from shufflenet_det.deploy_onnx import ONNXNonMaxSuppression
+    from shufflenet_det.deploy.onnx import ONNXNonMaxSuppression
 
     class NMS(torch.nn.Module):
         def forward(self, boxes, scores):
@@ -179,7 +179,7 @@ def test_onnx_nms_matches_eager():
 def test_unexportable_roi_layer_names_it(tmp_path):
     from mmdet.registry import MODELS
 
-    from shufflenet_det.deploy_onnx import ExportError, export_onnx
+    from shufflenet_det.deploy.onnx import ExportError, export_onnx
     cfg = base_model_cfg()
     cfg.backbone.arch = '0.5x'
     cfg.roi_head.bbox_roi_extractor.roi_layer = dict(
@@ -206,7 +206,7 @@ def test_export_tool_other_families(tmp_path, family):
          str(config), '--out', str(out), '--shape', '96', '136'],
         cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    from shufflenet_det.deploy_onnx import build_runner
+    from shufflenet_det.deploy.onnx import build_runner
     dets, labels = build_runner(str(out))(
         np.random.default_rng(0).uniform(0, 255, (1, 3, 96, 136)).astype(
             np.float32))
@@ -221,8 +221,8 @@ def parity(deploy_check_checkpoint, tmp_path_factory):
     import mmcv
     from mmengine.config import Config
 
-    from shufflenet_det.benchmark.detector import build_detector
-    from shufflenet_det.deploy_onnx import export_onnx
+    from shufflenet_det.apis import build_detector
+    from shufflenet_det.deploy.onnx import export_onnx
     cfg = Config.fromfile(str(DEPLOY_CHECK_CONFIG))
     model = build_detector(cfg, torch.device('cpu'),
                            str(deploy_check_checkpoint))
@@ -244,7 +244,7 @@ def parity(deploy_check_checkpoint, tmp_path_factory):
 
 
 def _run_all(path, backend, images, num):
-    from shufflenet_det.deploy_onnx import build_runner
+    from shufflenet_det.deploy.onnx import build_runner
     run = build_runner(path, backend)
     out = []
     for i in range(0, len(images), PARITY_BATCH):
@@ -263,7 +263,7 @@ def test_parity_weights_detect_things(parity):
 @COCO_MINI_SKIP
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_parity_coco_mini(parity, backend):
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.deploy.verify import compare_detections
     if backend == 'openvino':
         _openvino_or_skip()
     got = _run_all(parity['path'], backend, parity['images'], parity['num'])
@@ -282,9 +282,9 @@ def test_benchmark_backend_steps(backend):
         _openvino_or_skip()
     from shufflenet_det.benchmark.backends import (detector_backend_step,
                                                    peer_backend_step)
-    from shufflenet_det.benchmark.detector import detector_step, make_batch
+    from shufflenet_det.apis import detector_step, make_batch
     from shufflenet_det.benchmark.peer import build_peer, peer_inputs
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.deploy.verify import compare_detections
     # Zero box deltas make boxes clipped anchors, some pairs of which have
     # an IoU of exactly 0.5: OpenVINO 2026.4 suppresses at IoU == threshold
     # (ONNX, ONNX Runtime and torchvision only above it), so thresholds

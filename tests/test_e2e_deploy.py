@@ -65,7 +65,7 @@ def test_weights_detect_things(predictions):
 
 
 def test_deployed_equals_plain(predictions):
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.deploy.verify import compare_detections
     assert 'DeployHook' in predictions['deployed_log']
     check = compare_detections(predictions['plain'],
                                predictions['deployed'])
@@ -77,7 +77,7 @@ def test_deployed_equals_plain(predictions):
 def test_own_components_equal_mmdet_stock(predictions):
     """LightHeadRPNHead / LightHeadBBoxHead / OnePassDetDataPreprocessor
     against mmdet's RPNHead / ConvFCBBoxHead / DetDataPreprocessor."""
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.deploy.verify import compare_detections
     check = compare_detections(predictions['stock'], predictions['plain'])
     print(check)
     assert check['equal'], check

@@ -148,7 +148,7 @@ def test_config_builds_our_backbone_under_mmpretrain_scope(path):
 
 def test_configs_are_the_table7_backbones_get_flops_counts():
     """The README's MFLOPs column (tools/get_flops.py) is about these nets."""
-    from shufflenet_det.complexity import TABLE7_BACKBONES
+    from shufflenet_det.table7 import TABLE7_BACKBONES
     families = dict(zip(
         ('xception', 'shufflenetv1-g3', 'mobilenetv2', 'shufflenetv2',
          'shufflenetv2star'), TABLE7_BACKBONES))

@@ -1,6 +1,6 @@
 """configs/light_head_rcnn/metafile.yml and docs/model_zoo.md agree with the
 code: every Table 7 config listed once, its backbone MACs and params equal to
-shufflenet_det.complexity's count, both files equal to what
+shufflenet_det.analysis.complexity's count, both files equal to what
 tools/gen_metafile.py writes.
 
 Counts the twenty backbones once (about a minute on 2 CPU cores), shared by
@@ -13,12 +13,11 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from shufflenet_det.benchmark.report import table7_cell
-from shufflenet_det.complexity import LEVELS, classifier_complexity
-from shufflenet_det.model_zoo import (CONFIG_DIR, MACS_DIGITS, MACS_KEY,
-                                      METAFILE, MODEL_ZOO_MD, PARAMS_DIGITS,
-                                      PARAMS_KEY, format_metafile,
-                                      format_model_zoo, table7_rows)
+from shufflenet_det.analysis.complexity import classifier_complexity
+from shufflenet_det.analysis.model_zoo import (
+    CONFIG_DIR, MACS_DIGITS, MACS_KEY, METAFILE, MODEL_ZOO_MD, PARAMS_DIGITS,
+    PARAMS_KEY, format_metafile, format_model_zoo, table7_rows)
+from shufflenet_det.table7 import LEVELS, table7_cell
 from tests.conftest import REPO
 
 METAFILE_PATH = REPO / METAFILE

@@ -10,7 +10,7 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config, DictAction
 
-from shufflenet_det.model_zoo import PRETRAINED_CFG_OPTIONS
+from shufflenet_det.analysis.model_zoo import PRETRAINED_CFG_OPTIONS
 from shufflenet_det.models.backbones.base_backbone import \
     check_pretrained_weights
 from tests.conftest import CONFIGS, REPO

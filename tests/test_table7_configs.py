@@ -2,7 +2,7 @@
 except for the backbone, every backbone on the same recipe.
 
 tests/test_configs.py already builds every config and runs loss + predict
-on CPU; this file ties the configs to shufflenet_det.complexity so that the
+on CPU; this file ties the configs to shufflenet_det.analysis.complexity so that the
 two cannot drift apart.
 """
 import argparse
@@ -14,8 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner.checkpoint import get_torchvision_models
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from shufflenet_det.complexity import TABLE7_BACKBONES
-from shufflenet_det.model_zoo import PRETRAINED_CFG_OPTIONS
+from shufflenet_det.table7 import TABLE7_BACKBONES
+from shufflenet_det.analysis.model_zoo import PRETRAINED_CFG_OPTIONS
 from tests.conftest import CONFIGS
 
 TABLE7_DIR = CONFIGS / 'light_head_rcnn'

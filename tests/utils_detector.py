@@ -38,7 +38,7 @@ def calibrated_detector(model_cfg, batch_size=2, img_size=(192, 256)):
     """
     from mmdet.registry import MODELS
 
-    from shufflenet_det.benchmark.detector import detector_step, make_batch
+    from shufflenet_det.apis import detector_step, make_batch
     torch.manual_seed(0)
     model = randomize_(MODELS.build(model_cfg)).eval()
     logits = {}

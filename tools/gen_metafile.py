@@ -1,7 +1,7 @@
 """Write Table 7's metafile.yml and docs/model_zoo.md from the configs.
 
 Counts every backbone of configs/light_head_rcnn/ with
-shufflenet_det.complexity (about a minute on 2 CPU cores) and writes both
+shufflenet_det.analysis.complexity (about a minute on 2 CPU cores) and writes both
 files; tests/test_metafile.py checks the committed copies against the code.
 
     python tools/gen_metafile.py            # (re)write both files
@@ -15,9 +15,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, ROOT)
 
-from shufflenet_det.model_zoo import (METAFILE, MODEL_ZOO_MD,  # noqa: E402
-                                      format_metafile, format_model_zoo,
-                                      table7_rows)
+from shufflenet_det.analysis.model_zoo import (  # noqa: E402
+    METAFILE, MODEL_ZOO_MD, format_metafile, format_model_zoo, table7_rows)
 
 
 def parse_args(argv=None):

@@ -10,10 +10,11 @@ Examples:
     python tools/get_flops.py --json work_dirs/complexity.json
 """
 import argparse
-import json
 
-from shufflenet_det.complexity import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
-                                       TABLE7_BACKBONES, table7_complexity)
+from shufflenet_det.analysis.complexity import table7_complexity
+from shufflenet_det.engine.atomic_io import atomic_write_json
+from shufflenet_det.table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
+                                   TABLE7_BACKBONES)
 
 
 def parse_args():
@@ -86,9 +87,7 @@ def main():
     if notes:
         print('\n' + '\n'.join(notes))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump([{k: v for k, v in r.items()} for r in rows], f,
-                      indent=2)
+        atomic_write_json(rows, args.json, indent=2)
         print(f'\nwrote {args.json}')
 
 

@@ -23,6 +23,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from shufflenet_det.engine.atomic_io import atomic_write_json  # noqa: E402
 
 DEFAULT_CONFIG = ('configs/light_head_rcnn/overfit/'
                   'light-head-rcnn_shufflenetv2-1x_1xb2-overfit-8img_'
@@ -119,8 +120,8 @@ def main():
         final_loss=losses[-1][1] if losses else None,
         curve_png=osp.join(args.results_dir, 'overfit_curve.png'),
         log_dir=runner.log_dir)
-    with open(osp.join(args.results_dir, 'overfit.json'), 'w') as f:
-        json.dump(record, f, indent=2)
+    atomic_write_json(record, osp.join(args.results_dir, 'overfit.json'),
+                      indent=2)
     print(json.dumps({k: record[k] for k in (
         'wall_time_s', 'iterations', 'final_bbox_mAP', 'reached')}))
     sys.exit(0 if reached else 1)

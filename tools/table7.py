@@ -2,7 +2,7 @@
 
 Merges a benchmark JSON (tools/benchmark.py), COCO metrics JSONs
 (tools/test.py --metrics-out) and the complexity table
-(shufflenet_det.complexity) into table7.md, table7.json and table7.png
+(shufflenet_det.analysis.complexity) into table7.md, table7.json and table7.png
 (speed vs MFLOPs, one line per backbone), the paper's numbers beside ours.
 A number that was not measured is shown as "—", never filled in.
 

@@ -10,7 +10,6 @@ step (dense parts in bfloat16 on a CPU with native bf16, boxes and NMS in
 float32; ``shufflenet_det.precision``).
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -22,6 +21,7 @@ from mmengine.runner import Runner
 
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from shufflenet_det.engine.atomic_io import atomic_write_json  # noqa: E402
 
 
 def parse_args():
@@ -91,15 +91,12 @@ def main():
             DumpDetResults(out_file_path=args.out))
     metrics = runner.test()
     if args.metrics_out is not None and runner.rank == 0:
-        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)),
-                    exist_ok=True)
         device = torch.cuda.get_device_name() if torch.cuda.is_available() \
             else f'CPU ({os.cpu_count()} cores), no GPU'
-        with open(args.metrics_out, 'w') as f:
-            json.dump(dict(config=args.config, checkpoint=args.checkpoint,
-                           date=datetime.now().astimezone().isoformat(
-                               timespec='seconds'),
-                           device=device, metrics=metrics), f, indent=2)
+        date = datetime.now().astimezone().isoformat(timespec='seconds')
+        atomic_write_json(dict(config=args.config, checkpoint=args.checkpoint,
+                               date=date, device=device, metrics=metrics),
+                          args.metrics_out, indent=2)
 
 
 if __name__ == '__main__':

@@ -5,12 +5,12 @@ also as a ratio to the table's first row (the comparison that survives a
 change of hardware), and says per column whether our measurement ranks the
 variants as the paper does.
 """
-import json
 import os
 import os.path as osp
 import statistics
 from typing import Dict, List
 
+from ..engine.atomic_io import atomic_write_json
 from .guidelines import ASSUMPTIONS, PAPER_PLATFORM, PAPER_TABLES
 
 
@@ -188,9 +188,7 @@ def write_report(out_dir: str, report: dict) -> Dict[str, str]:
                  markdown=osp.join(out_dir, 'guidelines.md'))
     report = dict(report, assumptions=list(report.get('assumptions',
                                                       ASSUMPTIONS)))
-    with open(paths['json'], 'w') as f:
-        json.dump(report, f, indent=1)
-        f.write('\n')
+    atomic_write_json(report, paths['json'], end='\n')
     with open(paths['markdown'], 'w') as f:
         f.write(report_markdown(report))
     for result in report['tables']:

@@ -4,7 +4,7 @@
 both exported to ONNX (after the same deploy steps) and run on the same
 runtime with the same thread count, so each backend's figures compare the
 two under equal treatment. Ours is the whole detector as one graph
-(:class:`shufflenet_det.deploy_onnx.LightHeadONNX`); the peer is
+(:class:`shufflenet_det.deploy.onnx.LightHeadONNX`); the peer is
 torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` as torchvision exports
 it (TorchScript exporter, its own ``NonMaxSuppression`` / ``RoiAlign``
 symbolics), pre- and post-processing included.
@@ -39,7 +39,7 @@ def backend_version(backend: str) -> str:
 
 
 def _runner(path: str, backend: str):
-    from shufflenet_det.deploy_onnx import build_runner
+    from shufflenet_det.deploy.onnx import build_runner
     return build_runner(path, backend, threads=torch.get_num_threads())
 
 
@@ -57,7 +57,7 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
         tuple: The step (returns one detections dict per image) and
         ``backend``, ``version``, ``export_s``, ``load_s``, ``opset``.
     """
-    from shufflenet_det.deploy_onnx import export_onnx
+    from shufflenet_det.deploy.onnx import export_onnx
     images = data['inputs']
     shape = tuple(images[0].shape[-2:])
     if any(tuple(i.shape[-2:]) != shape for i in images):
@@ -88,7 +88,7 @@ def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
     """Export the torchvision peer with its own ONNX support and run it on
     ``backend`` (same arguments and returns as
     :func:`detector_backend_step`, ``images`` being ``peer_inputs``)."""
-    from shufflenet_det.deploy_onnx import DEFAULT_OPSET
+    from shufflenet_det.deploy.onnx import DEFAULT_OPSET
     inputs = [i.cpu().numpy() for i in images]
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'peer.onnx')

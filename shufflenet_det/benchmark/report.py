@@ -2,7 +2,7 @@
 
 Merges a benchmark JSON (``tools/benchmark.py``), COCO metrics JSONs
 (``tools/test.py --metrics-out``) and the complexity table
-(:mod:`shufflenet_det.complexity`) into the paper's layout: one row per
+(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row per
 backbone family, one column per complexity level, our number beside the
 paper's. A number this project did not measure is shown as :data:`MISSING`
 and stored as ``null``; nothing is filled in.
@@ -12,70 +12,9 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
-#: How a missing number is shown.
-MISSING = '—'
-
-#: Table 7's rows (paper order) and columns.
-FAMILIES = ('Xception', 'ShuffleNet v1', 'MobileNet v2', 'ShuffleNet v2',
-            'ShuffleNet v2*')
-LEVELS = ('40M', '140M', '300M', '500M')
-
-#: The paper's Table 7 (Ma et al., ECCV 2018): COCO minival mmAP (%) and GPU
-#: images/s at batch 4, 800x1200 input, Light-Head R-CNN.
-PAPER_TABLE7: Dict[str, Dict[str, Dict[str, float]]] = {
-    'Xception': dict(mmap=dict(zip(LEVELS, (21.9, 29.0, 31.3, 32.9))),
-                     gpu_images_per_s=dict(zip(LEVELS, (178, 131, 101, 83)))),
-    'ShuffleNet v1': dict(mmap=dict(zip(LEVELS, (20.9, 27.0, 29.9, 32.9))),
-                          gpu_images_per_s=dict(zip(LEVELS,
-                                                    (152, 85, 76, 60)))),
-    'MobileNet v2': dict(mmap=dict(zip(LEVELS, (20.7, 24.4, 30.0, 30.6))),
-                         gpu_images_per_s=dict(zip(LEVELS,
-                                                   (146, 111, 94, 72)))),
-    'ShuffleNet v2': dict(mmap=dict(zip(LEVELS, (22.5, 29.0, 31.8, 33.3))),
-                          gpu_images_per_s=dict(zip(LEVELS,
-                                                    (188, 146, 109, 87)))),
-    'ShuffleNet v2*': dict(mmap=dict(zip(LEVELS, (23.7, 29.6, 32.2, 34.2))),
-                           gpu_images_per_s=dict(zip(LEVELS,
-                                                     (183, 138, 105, 83)))),
-}
-
-#: Key of the COCO bbox mmAP in mmdet's CocoMetric output (a fraction).
-MMAP_KEY = 'coco/bbox_mAP'
-
-
-def _normal(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
-def table7_cell(backbone_cfg: Optional[dict]) -> Optional[Dict[str, str]]:
-    """The (family, level) of Table 7 whose backbone config this is.
-
-    A cell of ``shufflenet_det.complexity.TABLE7_BACKBONES`` matches when
-    every key it sets has the same value in ``backbone_cfg``; among
-    matches, the cell setting the most keys wins (so ShuffleNet V2 with
-    ``extra_dw=True`` is v2*, not v2).
-
-    Args:
-        backbone_cfg (dict, optional): ``model.backbone`` of a config.
-
-    Returns:
-        dict | None: ``{'family': ..., 'level': ...}``, or None when nothing
-        matches or the complexity table is unavailable.
-    """
-    if not backbone_cfg:
-        return None
-    try:
-        from shufflenet_det.complexity import TABLE7_BACKBONES
-    except Exception:  # noqa: BLE001  (table absent: no mapping)
-        return None
-    best, best_keys = None, -1
-    for family, levels in TABLE7_BACKBONES.items():
-        for level, cell in levels.items():
-            if all(_normal(backbone_cfg.get(k)) == _normal(v)
-                   for k, v in cell.items()) and len(cell) > best_keys:
-                best, best_keys = dict(family=family, level=level), len(cell)
-    return best
-
+from shufflenet_det.engine.atomic_io import atomic_write_json
+from shufflenet_det.table7 import (FAMILIES, FOCUS_CELL, LEVELS, MISSING,
+                                   MMAP_KEY, PAPER_TABLE7, place)
 
 def load_json(path: str) -> dict:
     """Read a JSON file, naming the file in any error."""
@@ -108,7 +47,7 @@ def metrics_cells(paths: Sequence[str],
         def backbone_of(config):
             from mmengine.config import Config
             return Config.fromfile(config).model.get('backbone')
-    cells = {}
+    cells, seen = {}, {}
     for path in paths:
         data = load_json(path)
         metrics = data.get('metrics') or {}
@@ -116,37 +55,20 @@ def metrics_cells(paths: Sequence[str],
             raise ValueError(f'table7: {path} needs "config" and '
                              f'"metrics"["{MMAP_KEY}"] (tools/test.py '
                              '--metrics-out writes them)')
-        cell = table7_cell(backbone_of(data['config']))
-        if cell is None:
-            raise ValueError(f'table7: {path}: config {data["config"]} is not '
-                             'a Table 7 backbone')
-        key = (cell['family'], cell['level'])
-        if key in cells:
-            raise ValueError(f'table7: {path} and {cells[key]["file"]} both '
-                             f'report {key}')
+        key = place(f'table7: {path} (config {data["config"]})',
+                    backbone_of(data['config']), seen)
         cells[key] = dict(mmap=100.0 * float(metrics[MMAP_KEY]),
                           metrics=metrics, file=path, config=data['config'])
     return cells
 
 
 def complexity_cells() -> Dict[tuple, dict]:
-    """Our MFLOPs at 224x224 per cell from :mod:`shufflenet_det.complexity`;
-    cells whose backbone cannot be built are left out (shown missing)."""
-    try:
-        from shufflenet_det.complexity import (TABLE7_BACKBONES,
-                                               classifier_complexity)
-    except Exception:  # noqa: BLE001
-        return {}
-    cells = {}
-    for family, levels in TABLE7_BACKBONES.items():
-        for level, cfg in levels.items():
-            try:
-                result = classifier_complexity(cfg)
-            except Exception:  # noqa: BLE001  (backbone not available)
-                continue
-            cells[(family, level)] = dict(mflops=result['macs'] / 1e6,
-                                          mparams=result['params'] / 1e6)
-    return cells
+    """Our MFLOPs and Mparams at 224x224 per cell, counted by
+    :func:`shufflenet_det.analysis.complexity.table7_complexity`."""
+    from shufflenet_det.analysis.complexity import table7_complexity
+    return {(row['family'], row['level']): dict(mflops=row['macs'] / 1e6,
+                                                mparams=row['params'] / 1e6)
+            for row in table7_complexity()}
 
 
 def backend_rows(benchmarks: Sequence[dict]) -> List[dict]:
@@ -549,8 +471,7 @@ def write_report(out_dir: str, benchmark: Optional[dict],
     with open(paths['markdown'], 'w') as f:
         f.write(to_markdown(merged, 'table7.png' if 'plot' in paths
                             else None))
-    with open(paths['json'], 'w') as f:
-        json.dump(merged, f, indent=1)
+    atomic_write_json(merged, paths['json'])
     return paths
 
 
@@ -579,7 +500,7 @@ def _breakdown_table(rows: List[dict], with_macs: bool) -> List[str]:
 
 
 def breakdown_markdown(benchmark: dict,
-                       focus: Sequence[tuple] = (('ShuffleNet v2', '140M'), )
+                       focus: Sequence[tuple] = (FOCUS_CELL, )
                        ) -> str:
     """Where the time goes: the ``focus`` cells and the peer in detail, then
     every config per part.

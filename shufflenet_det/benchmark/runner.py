@@ -2,8 +2,6 @@
 import copy
 import gc
 import glob
-import json
-import os
 import os.path as osp
 import statistics
 import time
@@ -15,13 +13,16 @@ import torch
 
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
+from shufflenet_det.engine.atomic_io import atomic_write_json
+from shufflenet_det.table7 import FOCUS_CELL
 
 from .env import environment, load_average
-from .macs import MacCounter
+from shufflenet_det.analysis.macs import MacCounter
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations
-from .verify import PartRecorder, compare_detections, verify_parts
+from shufflenet_det.deploy.verify import (PartRecorder,
+                                          compare_detections, verify_parts)
 
 SCHEMA = 'shufflenet_det.benchmark/2'
 
@@ -99,7 +100,7 @@ class BenchmarkSettings:
     verify: bool = True
     interleave: int = 3
     interleave_cells: Optional[Tuple[Tuple[str, str], ...]] = None
-    eager_cells: Tuple[Tuple[str, str], ...] = (('ShuffleNet v2', '140M'), )
+    eager_cells: Tuple[Tuple[str, str], ...] = (FOCUS_CELL, )
     backend: str = 'torch'
 
 
@@ -250,9 +251,9 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     Returns:
         dict: See :func:`run_benchmark`.
     """
-    from .detector import (build_detector, detector_step, load_config,
-                           make_batch)
-    from .report import table7_cell
+    from shufflenet_det.apis import (build_detector, detector_step,
+                                     load_config, make_batch)
+    from shufflenet_det.table7 import table7_cell
     result = dict(config=config, name=osp.splitext(osp.basename(config))[0],
                   load_average_start=load_average())
     start = time.perf_counter()
@@ -419,14 +420,6 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     return result, step, shipped_step
 
 
-def _write_json(path: str, obj: dict) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.part'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
 def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                   device: torch.device, out_json: str,
                   peer: bool = True, gemm: bool = True,
@@ -474,7 +467,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         else:
             log(f"peer {PEER_NAME}: "
                 f"{report['peer']['images_per_s']['median']:.3f} images/s")
-    _write_json(out_json, report)
+    atomic_write_json(report, out_json)
     for config in configs:
         try:
             result = benchmark_detector(config, settings, device,
@@ -491,7 +484,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                 _peer_ratios(result, report['peer'])
             log(_summary(result))
         report['results'].append(result)
-        _write_json(out_json, report)
+        atomic_write_json(report, out_json)
         gc.collect()
     if gemm:
         # Contention only slows a GEMM down: measure again at the end and
@@ -506,7 +499,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                 _set_gemm_fraction(timed,
                                    report['gemm']['macs_per_s_reference'])
     report['environment']['load_average_end'] = load_average()
-    _write_json(out_json, report)
+    atomic_write_json(report, out_json)
     return report
 
 

@@ -1,7 +1,8 @@
 """Crash-safe file writes: a reader sees the old file or the new one."""
+import json
 import os
 import os.path as osp
-from typing import Union
+from typing import Any, Union
 
 from mmengine.fileio import LocalBackend, register_backend
 
@@ -35,6 +36,20 @@ def atomic_write_bytes(data: bytes, path: Union[str, os.PathLike]) -> None:
             os.remove(tmp)
         raise
     _fsync_dir(directory)
+
+
+def atomic_write_json(obj: Any, path: Union[str, os.PathLike],
+                      indent: int = 1, end: str = '') -> None:
+    """:func:`atomic_write_bytes` of ``obj`` as JSON (UTF-8).
+
+    Args:
+        obj: JSON-serialisable data.
+        path (str | PathLike): Destination file.
+        indent (int): JSON indentation. Default: 1.
+        end (str): Written after the JSON text. Default: ''.
+    """
+    text = json.dumps(obj, indent=indent) + end
+    atomic_write_bytes(text.encode('utf-8'), path)
 
 
 def _fsync_dir(directory: str) -> None:

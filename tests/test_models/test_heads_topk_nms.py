@@ -77,8 +77,8 @@ def detector_pair():
 
 @pytest.mark.full_mmcv
 def test_detector_equals_stock_mmdet_heads(detector_pair):
-    from shufflenet_det.benchmark.detector import detector_step
-    from shufflenet_det.benchmark.verify import compare_detections
+    from shufflenet_det.apis import detector_step
+    from shufflenet_det.deploy.verify import compare_detections
     ours, stock, data = detector_pair
     assert type(ours.rpn_head).__name__ == 'LightHeadRPNHead'
     assert type(stock.rpn_head).__name__ == 'RPNHead'
@@ -96,7 +96,7 @@ def test_detector_equals_stock_mmdet_heads(detector_pair):
 
 def test_rpn_threads_equal_one_thread(detector_pair):
     ours, _, data = detector_pair
-    from shufflenet_det.benchmark.detector import detector_step
+    from shufflenet_det.apis import detector_step
     device = torch.device('cpu')
     threads = torch.get_num_threads()
     try:

@@ -25,9 +25,9 @@ from mmengine.config import DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-from shufflenet_det.benchmark.detector import (  # noqa: E402
+from shufflenet_det.apis import (  # noqa: E402
     build_detector, load_config)
-from shufflenet_det.deploy_onnx import (  # noqa: E402
+from shufflenet_det.deploy.onnx import (  # noqa: E402
     DEFAULT_OPSET, ExportError, export_onnx)
 
 

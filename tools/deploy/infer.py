@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-from shufflenet_det.deploy_onnx import (  # noqa: E402
+from shufflenet_det.deploy.onnx import (  # noqa: E402
     BACKENDS, build_runner, letterbox)
 
 #: OnePassDetDataPreprocessor's mean of the configs, RGB; the input is BGR.

@@ -46,7 +46,8 @@ class MobileNetV2Det(BaseDetBackbone):
       At 1.0 it builds exactly torchvision's network.
 
     Multiply-adds at 224x224 with the 1000-class classifier
-    (:mod:`shufflenet_det.complexity`) beside Table 8's "our impl." rows:
+    (:mod:`shufflenet_det.analysis.complexity`) beside Table 8's "our impl."
+    rows:
 
     =====  ===========  =========  ================  =================
     w      torchvision  table8     Table 8           Table 7 config

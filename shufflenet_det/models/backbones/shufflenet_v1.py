@@ -88,8 +88,8 @@ class ShuffleNetV1(BaseDetBackbone):
     which the V2 paper's Table 8 rows "ShuffleNet v1 0.5x..2x (g=3)" use.
 
     Multiply-adds at 224x224 with a 1000-class classifier (see
-    :mod:`shufflenet_det.complexity`): 37.6 / 137.5 / 292.4 / 524.0 M for
-    0.5x / 1.0x / 1.5x / 2.0x (Table 8: 38 / 140 / 292 / 524).
+    :mod:`shufflenet_det.analysis.complexity`): 37.6 / 137.5 / 292.4 /
+    524.0 M for 0.5x / 1.0x / 1.5x / 2.0x (Table 8: 38 / 140 / 292 / 524).
 
     Stages (``out_indices``): 0 stage2 (stride 8), 1 stage3 (stride 16),
     2 stage4 (stride 32). There is no conv5 in ShuffleNet v1.

@@ -98,8 +98,9 @@ class XceptionLike(BaseDetBackbone):
     ======  ===============  ========  =========
 
     (Multiply-adds at 224x224 with the 1000-class classifier, counted by
-    :mod:`shufflenet_det.complexity`.) ``arch=dict(stem=24, channels=(144,
-    288, 576), repeats=(4, 8, 4))`` builds Light-Head's widths exactly.
+    :mod:`shufflenet_det.analysis.complexity`.) ``arch=dict(stem=24,
+    channels=(144, 288, 576), repeats=(4, 8, 4))`` builds Light-Head's widths
+    exactly.
 
     Stages (``out_indices``): 0 stage2 (stride 8), 1 stage3 (stride 16),
     2 stage4 (stride 32).

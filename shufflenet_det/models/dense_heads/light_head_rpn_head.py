@@ -37,13 +37,26 @@ class LightHeadRPNHead(RPNHead):
         *args, **kwargs: As ``mmdet.models.RPNHead``.
     """
 
-    _pool: Optional[ThreadPoolExecutor] = None
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # This head's own worker threads, made on first use.
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_workers = 0
 
-    @classmethod
-    def _executor(cls, workers: int) -> ThreadPoolExecutor:
-        if cls._pool is None or cls._pool._max_workers != workers:
-            cls._pool = ThreadPoolExecutor(workers, thread_name_prefix='rpn')
-        return cls._pool
+    def _executor(self, workers: int) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_workers != workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix='rpn')
+            self._pool_workers = workers
+        return self._pool
+
+    def __getstate__(self) -> dict:
+        # Threads are not copied (deepcopy, pickle): a copy makes its own.
+        state = super().__getstate__() if hasattr(
+            super(), '__getstate__') else self.__dict__
+        state = dict(state, _pool=None, _pool_workers=0)
+        return state
 
     def predict_by_feat(self,
                         cls_scores: List[Tensor],

@@ -4,9 +4,9 @@ import torchvision
 from mmdet.registry import MODELS
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
-from shufflenet_det.complexity import (LEVELS, TABLE7_BACKBONES,
-                                       classifier_complexity,
-                                       count_complexity)
+from shufflenet_det.analysis.complexity import (classifier_complexity,
+                                                count_complexity)
+from shufflenet_det.table7 import LEVELS, TABLE7_BACKBONES
 from shufflenet_det.models.backbones import MobileNetV2Det
 
 # Table 7 level -> (width multiplier, channel rule), Table 8's rows.

@@ -79,7 +79,7 @@ def test_parameter_count_equals_torchvision(arch):
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_macs_within_2_percent_of_table5(arch):
-    from shufflenet_det.complexity import classifier_complexity
+    from shufflenet_det.analysis.complexity import classifier_complexity
     result = classifier_complexity(dict(type='ShuffleNetV2', arch=arch))
     assert abs(result['macs'] / 1e6 - TABLE5_MFLOPS[arch]) \
         <= 0.02 * TABLE5_MFLOPS[arch]
@@ -88,7 +88,7 @@ def test_macs_within_2_percent_of_table5(arch):
 
 @pytest.mark.parametrize('arch', ARCHS)
 def test_v2_star_adds_a_few_macs(arch):
-    from shufflenet_det.complexity import classifier_complexity
+    from shufflenet_det.analysis.complexity import classifier_complexity
     v2 = classifier_complexity(dict(type='ShuffleNetV2', arch=arch))['macs']
     star = classifier_complexity(
         dict(type='ShuffleNetV2', arch=arch, extra_dw=True))['macs']

@@ -3,9 +3,9 @@ import torch
 from mmdet.registry import MODELS
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
-from shufflenet_det.complexity import (LEVEL_TOLERANCE, LEVELS,
-                                       PAPER_COMPLEXITY, TABLE7_BACKBONES,
-                                       classifier_complexity)
+from shufflenet_det.analysis.complexity import classifier_complexity
+from shufflenet_det.table7 import (LEVEL_TOLERANCE, LEVELS, PAPER_COMPLEXITY,
+                                   TABLE7_BACKBONES)
 from shufflenet_det.models.backbones import XceptionLike
 from shufflenet_det.models.backbones.xception_like import XceptionUnit
 

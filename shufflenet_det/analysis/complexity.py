@@ -3,10 +3,10 @@
 The paper's complexity levels (Table 7: 40/140/300/500 MFLOPs) and its Table
 5 / Table 8 numbers are multiply-adds of a *classification* network at
 224x224: the backbone plus global average pooling and a 1000-class
-fully-connected layer. This module holds the one table that maps each of
-Table 7's 5 families x 4 levels to a backbone config, the paper's numbers
-beside it, and :func:`classifier_complexity`, which counts a config with
-``mmengine.analysis`` under that convention.
+fully-connected layer. The table that maps each of Table 7's 5 families x 4
+levels to a backbone config, and the paper's numbers beside it, are in
+:mod:`shufflenet_det.table7`; this module has :func:`classifier_complexity`,
+which counts a config with ``mmengine.analysis`` under that convention.
 
 Counting convention (:data:`COUNTING_CONVENTION`): multiply-adds of
 convolutions and fully-connected layers, 1 MAC = 1 FLOP (as in the paper and
@@ -16,8 +16,8 @@ Parameters: every parameter of the backbone and of the classifier (fc weight
 and bias), so ShuffleNet V2 matches torchvision's documented counts.
 
 Example:
-    >>> from shufflenet_det.complexity import (TABLE7_BACKBONES,
-    ...                                        classifier_complexity)
+    >>> from shufflenet_det.table7 import TABLE7_BACKBONES
+    >>> from shufflenet_det.analysis.complexity import classifier_complexity
     >>> cfg = TABLE7_BACKBONES['ShuffleNet v2']['140M']
     >>> result = classifier_complexity(cfg)
     >>> round(result['macs'] / 1e6, 1), result['params']
@@ -32,89 +32,10 @@ from mmdet.registry import MODELS
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from torch import Tensor
 
-from . import models  # noqa: F401  (registers the backbones)
+from .. import models  # noqa: F401  (registers the backbones)
+from ..table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE, LEVELS,
+                     PAPER_COMPLEXITY, TABLE7_BACKBONES)
 
-COUNTING_CONVENTION = (
-    'multiply-adds (1 MAC = 1 FLOP) of convolutions and fully-connected '
-    'layers at 1x3x224x224, backbone + global average pool + 1000-class fc; '
-    'norms, activations, pooling, additions and shuffles count zero')
-
-#: Table 7's complexity levels, in MFLOPs at 224x224.
-LEVELS: Dict[str, int] = {'40M': 40, '140M': 140, '300M': 300, '500M': 500}
-
-#: Relative distance to the level beyond which ``tools/get_flops.py`` flags
-#: a cell. A flag is informative only: the cells are the paper's own rows
-#: (:data:`PAPER_COMPLEXITY`), and its 500M rows are 583-591 MFLOPs.
-LEVEL_TOLERANCE = 0.10
-
-#: Table 7's five families x four levels -> backbone config. The backbone
-#: choices and the reasons for them are in each class's docstring.
-TABLE7_BACKBONES: Dict[str, Dict[str, dict]] = {
-    'Xception': {
-        level: dict(type='XceptionLike', arch=arch)
-        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
-    },
-    'ShuffleNet v1': {
-        level: dict(type='ShuffleNetV1', arch=arch)
-        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
-    },
-    # Table 8's widths; each with the channel rule that comes closer to
-    # Table 8's count (MobileNetV2Det's docstring): 38.6 / 141.1 / 300.8 /
-    # 582.2 M for the paper's 39 / 141 / 301 / 587.
-    'MobileNet v2': {
-        level: dict(type='MobileNetV2Det', widen_factor=w, **rule)
-        for level, w, rule in zip(
-            LEVELS, (0.15, 0.6, 1.0, 1.4),
-            (dict(channel_rule='table8'), dict(channel_rule='table8'),
-             {}, {}))
-    },
-    'ShuffleNet v2': {
-        level: dict(type='ShuffleNetV2', arch=arch)
-        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
-    },
-    'ShuffleNet v2*': {
-        level: dict(type='ShuffleNetV2', arch=arch, extra_dw=True)
-        for level, arch in zip(LEVELS, ('0.5x', '1.0x', '1.5x', '2.0x'))
-    },
-}
-
-
-def _paper(model: str, mflops: Optional[float], source: str,
-           mparams: Optional[float] = None) -> dict:
-    return dict(model=model, mflops=mflops, mparams=mparams, source=source)
-
-
-#: The paper's own complexity column for each cell of :data:`TABLE7_BACKBONES`
-#: (``None`` where the paper prints no number). ``model`` names the row the
-#: number comes from: Table 7's levels are these rows, so each cell's backbone
-#: is the row's network (its width), not the nearest one to the level.
-PAPER_COMPLEXITY: Dict[str, Dict[str, dict]] = {
-    'Xception': {
-        level: _paper(f'Xception {w} (our impl.)', f, 'Table 8')
-        for level, w, f in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
-                               (40, 145, 305, 525))
-    },
-    'ShuffleNet v1': {
-        level: _paper(f'ShuffleNet v1 {w} (g=3)', f, 'Table 8')
-        for level, w, f in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
-                               (38, 140, 292, 524))
-    },
-    'MobileNet v2': {
-        level: _paper(f'{w} MobileNet v2 (our impl.)', f, 'Table 8')
-        for level, w, f in zip(LEVELS, ('0.15', '0.6', '1.0', '1.4'),
-                               (39, 141, 301, 587))
-    },
-    'ShuffleNet v2': {
-        level: _paper(f'ShuffleNet v2 {w}', f, 'Table 5', p)
-        for level, w, f, p in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'),
-                                  (41, 146, 299, 591), (1.4, 2.3, 3.5, 7.4))
-    },
-    # §4: "with only a few additional FLOPs"; the paper prints no number.
-    'ShuffleNet v2*': {
-        level: _paper(f'ShuffleNet v2* {w}', None, '§4 (no number given)')
-        for level, w in zip(LEVELS, ('0.5x', '1x', '1.5x', '2x'))
-    },
-}
 
 # mmengine's FlopAnalyzer also charges norms and pooling by default; the
 # paper's numbers (and torchvision's) count convolutions and fc layers only.

@@ -4,7 +4,7 @@
 cannot follow a detector's data-dependent path (proposals surviving NMS feed
 the R-CNN subnet). Here forward hooks on convolutions and linear layers count
 what ran, at the real input, under the convention of
-:mod:`shufflenet_det.complexity`: one multiply-add per weight use, biases,
+:mod:`shufflenet_det.analysis.complexity`: one multiply-add per weight use, biases,
 norms, activations and pooling excluded.
 """
 from collections import defaultdict

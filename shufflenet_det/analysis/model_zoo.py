@@ -1,19 +1,19 @@
 """Table 7's model zoo: ``metafile.yml`` and ``docs/model_zoo.md``.
 
 Both files are generated from the configs under :data:`CONFIG_DIR` and the
-complexity counter of :mod:`shufflenet_det.complexity`, so they cannot
+complexity counter of :mod:`shufflenet_det.analysis.complexity`, so they cannot
 disagree with the code (``tools/gen_metafile.py`` writes them,
 ``tests/test_metafile.py`` checks the committed copies). Each config is
 placed in its Table 7 cell by its backbone dict
-(:func:`shufflenet_det.benchmark.report.table7_cell`), never by its name.
+(:func:`shufflenet_det.table7.place`), never by its name.
 
 Nothing measured is written: the metafile has no ``Results`` and the
 markdown's mmAP and images/s cells read :data:`MISSING` (measured numbers
 are reported by ``tools/table7.py``).
 
 Example:
-    >>> from shufflenet_det.model_zoo import (table7_rows, format_metafile,
-    ...                                       format_model_zoo)
+    >>> from shufflenet_det.analysis.model_zoo import (
+    ...     table7_rows, format_metafile, format_model_zoo)
     >>> rows = table7_rows('.')          # counts 20 backbones (~1 min)
     >>> text = format_metafile(rows)     # == configs/.../metafile.yml
 """
@@ -24,9 +24,9 @@ from typing import Callable, Dict, List, Optional
 
 import yaml
 
-from .benchmark.report import FAMILIES, LEVELS, MISSING, table7_cell
-from .complexity import (COUNTING_CONVENTION, LEVELS as LEVEL_MFLOPS,
-                         classifier_complexity)
+from .complexity import classifier_complexity
+from ..table7 import (COUNTING_CONVENTION, FAMILIES, LEVELS, MISSING, PAPER,
+                     order, place)
 
 #: Folder (relative to the repository root) holding the twenty configs.
 CONFIG_DIR = 'configs/light_head_rcnn'
@@ -50,9 +50,6 @@ PRETRAINED_CFG_OPTIONS = ('model.backbone.init_cfg.checkpoint=PATH', )
 REQUIRED = 'required, none public'
 
 COLLECTION = 'Light-Head R-CNN'
-_PAPER = dict(URL='https://arxiv.org/abs/1807.11164',
-              Title='ShuffleNet V2: Practical Guidelines for Efficient CNN '
-              'Architecture Design')
 
 
 def _comment(text: str) -> str:
@@ -96,7 +93,7 @@ def table7_rows(root: str,
     Args:
         root (str): Repository root.
         complexity (Callable): ``backbone cfg -> {'macs', 'params'}``.
-            Default: :func:`~shufflenet_det.complexity.classifier_complexity`
+            Default: :func:`~shufflenet_det.analysis.complexity.classifier_complexity`
             (tests pass a cached wrapper of it).
 
     Returns:
@@ -118,22 +115,14 @@ def table7_rows(root: str,
         rel = osp.relpath(path, root).replace(osp.sep, '/')
         cfg = Config.fromfile(path)
         backbone = cfg.model.backbone.to_dict()
-        cell = table7_cell(backbone)
-        if cell is None:
-            raise ValueError(f'{rel}: model.backbone {backbone} is no cell of '
-                             'shufflenet_det.complexity.TABLE7_BACKBONES')
-        key = (cell['family'], cell['level'])
-        if key in seen:
-            raise ValueError(f'{rel} and {seen[key]} are both Table 7 cell '
-                             f'{key}')
-        seen[key] = rel
-        rows.append(dict(config=rel, **cell, backbone=backbone,
+        family, level = place(rel, backbone, seen)
+        rows.append(dict(config=rel, family=family, level=level,
+                         backbone=backbone,
                          width=_width(backbone),
                          checkpoint=_checkpoint(backbone),
                          max_iters=cfg.train_cfg.max_iters,
                          **complexity(backbone)))
-    rows.sort(key=lambda r: (FAMILIES.index(r['family']),
-                             LEVELS.index(r['level'])))
+    rows.sort(key=lambda r: order(r['family'], r['level']))
     return rows
 
 
@@ -163,7 +152,7 @@ def format_metafile(rows: List[dict]) -> str:
                                         'OHEM'],
                 'Architecture': architecture,
             },
-            Paper=_PAPER,
+            Paper=PAPER,
             README=MODEL_ZOO_MD)],
         Models=[dict({
             'Name': _name(r),
@@ -172,7 +161,7 @@ def format_metafile(rows: List[dict]) -> str:
             'Metadata': {
                 'Backbone': r['family'],
                 'Backbone Width': r['width'],
-                'Table 7 Level (MFLOPs)': LEVEL_MFLOPS[r['level']],
+                'Table 7 Level (MFLOPs)': LEVELS[r['level']],
                 MACS_KEY: _mmacs(r),
                 PARAMS_KEY: _mparams(r),
                 'ImageNet Pretrained': r['checkpoint'] or 'none',
@@ -231,7 +220,7 @@ def format_model_zoo(rows: List[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['family']} {r['width']} | "
-            f"{LEVEL_MFLOPS[r['level']]} MFLOPs | "
+            f"{LEVELS[r['level']]} MFLOPs | "
             f"[config](../{r['config']}) | {_mmacs(r):.{MACS_DIGITS}f} | "
             f"{_mparams(r):.{PARAMS_DIGITS}f} | {_init_cell(r)} | "
             f'{MISSING} | {MISSING} |')
