@@ -3,7 +3,7 @@ boxes and NMS in float32, for ours and the peer alike."""
 import pytest
 import torch
 
-from shufflenet_det import precision
+from shufflenet_det.deploy import precision
 from shufflenet_det.deploy import deploy_model, parse_deploy_steps
 from tests.conftest import CONFIGS, base_model_cfg
 from tests.utils_detector import calibrated_detector
@@ -44,7 +44,7 @@ def _first(o):
 
 @needs_bf16
 def test_ours_dense_parts_bf16_boxes_fp32():
-    from shufflenet_det.benchmark.detector import detector_step
+    from shufflenet_det.apis import detector_step
     model, data = calibrated_detector(base_model_cfg())
     reference = detector_step(model, data, torch.device('cpu'))()
     info = deploy_model(model, ('fuse_conv_bn', 'channels_last', 'bf16'))
@@ -104,7 +104,7 @@ def test_every_table7_config_deploys_with_bf16():
     from mmdet.registry import MODELS
     from mmengine.config import Config
 
-    from shufflenet_det.benchmark.detector import detector_step, make_batch
+    from shufflenet_det.apis import detector_step, make_batch
     configs = sorted((CONFIGS / 'light_head_rcnn').glob('light-head-rcnn_*_8xb2-150k_coco.py'))
     assert len(configs) == 20
     for config in configs:

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from shufflenet_det import precision
+from shufflenet_det.deploy import precision
 from tests.conftest import COCO_MINI_SKIP, DEPLOY_CHECK_CONFIG, REPO
 
 NATIVE_BF16, WHY = precision.native_low_precision(__import__('torch').bfloat16, 'cpu')
@@ -66,7 +66,7 @@ def test_bf16_map_within_half_a_point(runs):
 
 
 def test_bf16_agrees_with_fp32(runs):
-    from shufflenet_det.benchmark.verify import detection_agreement
+    from shufflenet_det.deploy.verify import detection_agreement
     for config in (DEPLOY_CHECK_CONFIG, TRAIN8):
         check = detection_agreement(runs[config, False][0], runs[config, True][0], AGREEMENT_THR)
         print(f'{config.name}: agreement {check}')

@@ -7,7 +7,7 @@
 the convolutions, channels-last weights; ``shufflenet_det.deploy``), the
 very model ``tools/benchmark.py`` times. ``--bf16`` adds the ``bf16`` deploy
 step (dense parts in bfloat16 on a CPU with native bf16, boxes and NMS in
-float32; ``shufflenet_det.precision``).
+float32; ``shufflenet_det.deploy.precision``).
 """
 import argparse
 import os

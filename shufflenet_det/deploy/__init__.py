@@ -13,7 +13,7 @@ the same for every model, ours or a peer:
 - ``bf16`` (CPU) / ``fp16`` (CUDA): the dense parts (backbone, neck, RPN
   convs, large separable conv, R-CNN FCs; the peer's backbone + FPN, RPN
   head, box head) run under autocast, everything that selects or decodes
-  boxes in float32 (:mod:`shufflenet_det.precision`). Skipped, saying why,
+  boxes in float32 (:mod:`shufflenet_det.deploy.precision`). Skipped, saying why,
   where the device has no native support.
 - ``compile`` (optional): ``torch.compile`` with inductor freezing on the
   fixed-shape dense parts.
@@ -148,7 +148,7 @@ def deploy_model(model: nn.Module, steps=DEFAULT_DEPLOY_STEPS,
 
 def _low_precision(model: nn.Module, step: str) -> Dict[str, object]:
     """Apply the ``bf16``/``fp16`` step, or say why not (model unchanged)."""
-    from shufflenet_det.precision import autocast_parts, native_low_precision
+    from shufflenet_det.deploy.precision import autocast_parts, native_low_precision
     dtype, device_type = PRECISION_STEPS[step]
     param = next(model.parameters(), None)
     here = param.device.type if param is not None else 'cpu'
