@@ -85,6 +85,15 @@ class LightHeadRPNHead(RPNHead):
             list[InstanceData]: Per image, ``bboxes`` (K, 4), ``scores`` (K,)
             and ``labels`` (K,), in input order.
         """
+        with torch.profiler.record_function(
+                f'{type(self).__name__}.predict_by_feat'):
+            return self._predict_by_feat(cls_scores, bbox_preds,
+                                         score_factors, batch_img_metas, cfg,
+                                         rescale, with_nms)
+
+    def _predict_by_feat(self, cls_scores, bbox_preds, score_factors,
+                         batch_img_metas, cfg, rescale,
+                         with_nms) -> InstanceList:
         num_levels = len(cls_scores)
         mlvl_priors = self.prior_generator.grid_priors(
             [cls_scores[i].shape[-2:] for i in range(num_levels)],
