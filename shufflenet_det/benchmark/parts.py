@@ -1,14 +1,15 @@
 """Where a detector's inference time goes, part by part.
 
-:class:`PartTimer` wraps the methods that implement each stage of
-Light-Head R-CNN inference (and mmcv's NMS) and accumulates *exclusive* wall
-time per part: time spent in a nested part (NMS inside RPN proposal
-generation) is charged to the nested part only. Each wrapped call is also a
-``torch.profiler.record_function`` range, so a profiler trace shows the same
-parts.
+:class:`PartTimer` runs one step under ``torch.profiler`` and reads the
+*exclusive* wall time of each part from the profiler's events: time spent
+in a nested part (NMS inside RPN proposal generation) is charged to the
+nested part only. Nothing is patched: a part is a submodule's ``forward``
+(a ``torch.profiler.record_function`` range opened and closed by forward
+pre/post hooks), a range our own components open around a method
+(``LightHeadRPNHead.predict_by_feat``), or NMS (the ``torchvision::nms``
+operator in the profiler's table).
 """
 import threading
-import time
 from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -17,7 +18,9 @@ import torch
 from shufflenet_det.deploy import get_submodule
 
 #: (label, dotted submodule path, method) of each part of mmdet two-stage
-#: inference, in execution order. Parts absent from a model are skipped.
+#: inference, in execution order. Parts absent from a model are skipped; a
+#: method other than ``forward`` is a part where the module opens a
+#: ``record_function('<ClassName>.<method>')`` range itself.
 DETECTOR_PARTS: Tuple[Tuple[str, str, str], ...] = (
     ('pre-processing', 'data_preprocessor', 'forward'),
     ('backbone', 'backbone', 'forward'),
@@ -30,113 +33,129 @@ DETECTOR_PARTS: Tuple[Tuple[str, str, str], ...] = (
     ('R-CNN post-processing', 'roi_head.bbox_head', 'predict_by_feat'),
 )
 
-#: Module-level NMS functions, patched by :class:`PartTimer`: mmcv's
-#: ``batched_nms`` resolves ``'nms'`` in its own module at call time, and
-#: :mod:`shufflenet_det.models.layers.topk_nms` calls ``torchvision.ops.nms``.
-NMS_FUNCTIONS: Tuple[Tuple[str, str], ...] = (('mmcv.ops.nms', 'nms'),
-                                              ('torchvision.ops', 'nms'))
+#: Profiler operator names of NMS, timed as ``'NMS (<enclosing part>)'``.
+NMS_OPS: Tuple[str, ...] = ('torchvision::nms', )
+
+
+def profiler(device: torch.device = torch.device('cpu')):
+    """A ``torch.profiler.profile`` of the CPU (and CUDA on a GPU)."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    return profile(activities=activities)
 
 
 class PartTimer:
-    """Accumulate exclusive wall time per inference part.
+    """Exclusive wall time per inference part, from one profiled run.
 
     Args:
         model (nn.Module): The detector.
-        parts (Sequence[tuple]): ``(label, path, method)`` triples.
-            Default: :data:`DETECTOR_PARTS`.
-        nms_functions (Sequence[tuple]): ``(module, attribute)`` of NMS
-            functions to time as ``'NMS (<enclosing part>)'``.
-            Default: :data:`NMS_FUNCTIONS`.
-        sync (Callable, optional): Called before reading the clock (e.g.
-            ``torch.cuda.synchronize``) so that device work is charged to
-            the part that queued it.
+        parts (Sequence[tuple]): ``(label, path, method)`` triples (path
+            ``''``: the model itself). Default: :data:`DETECTOR_PARTS`.
+        sync (Callable, optional): Called on entering and leaving a
+            ``forward`` part (e.g. ``torch.cuda.synchronize``) so that
+            device work is charged to the part that queued it.
+        device (torch.device): Profiled device. Default: CPU.
 
     Attributes:
-        seconds (dict[str, float]): Exclusive seconds per label.
+        seconds (dict[str, float]): Exclusive seconds per label (after the
+            ``with`` block).
         calls (dict[str, int]): Number of calls per label.
         parallel (set[str]): Labels timed on worker threads (e.g. per-image
             NMS run concurrently); their time overlaps the enclosing part's
             and is not subtracted from it.
+        profile (torch.profiler.profile): The profiler, for its operator
+            table.
     """
 
     def __init__(self, model, parts: Sequence[Tuple[str, str, str]] =
                  DETECTOR_PARTS,
-                 nms_functions: Sequence[Tuple[str, str]] = NMS_FUNCTIONS,
-                 sync: Optional[Callable[[], None]] = None) -> None:
+                 sync: Optional[Callable[[], None]] = None,
+                 device: torch.device = torch.device('cpu')) -> None:
         self.model = model
-        self.parts = [p for p in parts
-                      if get_submodule(model, p[1]) is not None]
-        self.nms_functions = nms_functions
         self.sync = sync or (lambda: None)
+        self.device = device
+        self.labels: Dict[str, str] = {}  # profiler range name -> label
+        self.modules = []  # (label, module) of forward parts
+        for label, path, method in parts:
+            module = model if path == '' else get_submodule(model, path)
+            if module is None:
+                continue
+            if method == 'forward':
+                self.modules.append((label, module))
+                self.labels[label] = label
+            else:
+                self.labels[f'{type(module).__name__}.{method}'] = label
         self.seconds: Dict[str, float] = defaultdict(float)
         self.calls: Dict[str, int] = defaultdict(int)
         self.parallel = set()
-        self._main_stack: List[List] = []
-        self._local = threading.local()
-        self._main = threading.get_ident()
-        self._restore: List[Callable[[], None]] = []
+        self.profile = None
+        self._handles = []
+        self._open = threading.local()
 
-    def _stack(self) -> List[List]:
-        if threading.get_ident() == self._main:
-            return self._main_stack
-        if not hasattr(self._local, 'stack'):
-            self._local.stack = []
-        return self._local.stack
-
-    def _wrap(self, label: Optional[str], fn: Callable) -> Callable:
-        def wrapper(*args, **kwargs):
-            stack = self._stack()
-            name = label
-            if name is None:  # NMS: named after the part that calls it
-                if stack:
-                    name = f'NMS ({stack[-1][0]})'
-                elif threading.get_ident() != self._main and \
-                        self._main_stack:
-                    name = f'NMS ({self._main_stack[-1][0]}, on threads)'
-                    self.parallel.add(name)
-                else:
-                    name = 'NMS (other)'
+    def _hooks(self, label: str):
+        def pre(module, args):
             self.sync()
-            frame = [name, time.perf_counter(), 0.0]  # label, start, nested
-            stack.append(frame)
-            try:
-                with torch.profiler.record_function(name):
-                    return fn(*args, **kwargs)
-            finally:
-                self.sync()
-                elapsed = time.perf_counter() - frame[1]
-                stack.pop()
-                self.seconds[name] += elapsed - frame[2]
-                self.calls[name] += 1
-                if stack:
-                    stack[-1][2] += elapsed
+            ranges = self._open.__dict__.setdefault('ranges', [])
+            ranges.append(torch.profiler.record_function(label))
+            ranges[-1].__enter__()
 
-        return wrapper
+        def post(module, args, output):
+            self.sync()
+            self._open.ranges.pop().__exit__(None, None, None)
+        return pre, post
 
     def __enter__(self) -> 'PartTimer':
-        import importlib
-        for label, path, method in self.parts:
-            module = get_submodule(self.model, path)
-            had_own = method in vars(module)
-            original = getattr(module, method)
-            setattr(module, method, self._wrap(label, original))
-            self._restore.append(
-                (lambda m=module, n=method, o=original, h=had_own:
-                 setattr(m, n, o) if h else delattr(m, n)))
-        for mod_name, attr in self.nms_functions:
-            try:
-                mod = importlib.import_module(mod_name)
-            except ImportError:
-                continue
-            original = getattr(mod, attr)
-            setattr(mod, attr, self._wrap(None, original))
-            self._restore.append(
-                lambda m=mod, a=attr, o=original: setattr(m, a, o))
+        for label, module in self.modules:
+            pre, post = self._hooks(label)
+            self._handles += [module.register_forward_pre_hook(pre),
+                              module.register_forward_hook(post)]
+        self.profile = profiler(self.device).__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        while self._restore:
-            self._restore.pop()()
+        self.profile.__exit__(*exc)
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if exc[0] is None:
+            self._read(self.profile.events())
+
+    def _read(self, events) -> None:
+        """Exclusive time per label from the profiler's events."""
+        spans = [(e.time_range.start, e.time_range.end, e.thread,
+                  self.labels.get(e.name) or 'NMS')
+                 for e in events
+                 if e.name in self.labels or e.name in NMS_OPS]
+        spans.sort(key=lambda s: (s[0], -s[1]))
+        main = next((s[2] for s in spans if s[3] != 'NMS'), None)
+        main_parts = [s for s in spans if s[2] == main and s[3] != 'NMS']
+        stacks: Dict[int, List[list]] = defaultdict(list)
+        for start, end, thread, label in spans:
+            stack = stacks[thread]
+            while stack and stack[-1][1] <= start:
+                stack.pop()
+            if label == 'NMS':
+                label = self._nms_label(start, end, thread, main, stack,
+                                        main_parts)
+            if stack:
+                self.seconds[stack[-1][0]] -= (end - start) / 1e6
+            self.seconds[label] += (end - start) / 1e6
+            self.calls[label] += 1
+            stack.append([label, end])
+
+    def _nms_label(self, start, end, thread, main, stack,
+                   main_parts) -> str:
+        if stack:
+            return f'NMS ({stack[-1][0]})'
+        if thread != main:
+            around = [s for s in main_parts if s[0] <= start and end <= s[1]]
+            if around:
+                label = f'NMS ({around[-1][3]}, on threads)'
+                self.parallel.add(label)
+                return label
+        return 'NMS (other)'
 
     def reset(self) -> None:
         """Forget the accumulated times."""

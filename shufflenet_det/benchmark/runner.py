@@ -46,7 +46,9 @@ PEER_TIME_PARTS = (
     ('backbone + FPN', 'backbone', 'forward'),
     ('RPN', 'rpn', 'forward'),
     ('RoI heads (RoIAlign, 2 FC, post-processing)', 'roi_heads', 'forward'),
-    ('post-processing (rescale)', 'transform', 'postprocess'),
+    # GeneralizedRCNN.forward's own time: transform.postprocess (rescale)
+    # and the glue between the parts above.
+    ('post-processing (rescale) and glue', '', 'forward'),
 )
 
 
@@ -68,8 +70,8 @@ class BenchmarkSettings:
         seed (int): Random weights and pixels.
         checkpoint (str | None): Weights for a single config.
         breakdown (bool): Time each inference part in one extra step.
-        profile (bool): Run that step under ``torch.profiler`` too and keep
-            the operators that took the most time.
+        profile (bool): Keep the operators that took the most time in that
+            step (it always runs under ``torch.profiler``).
         verify (bool): Check every deployed part, and the final
             detections, against the plain reference step.
         interleave (int): For the configs of ``interleave_cells`` (every
@@ -158,24 +160,6 @@ def _part_macs(breakdown_rows: List[dict], macs_by_part: Dict[str, int],
                 if gemm:
                     row['gemm_fraction'] = row['macs_per_s'] / \
                         gemm['macs_per_s_best']
-
-
-class _NoProfile:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _maybe_profile(enabled: bool, device: torch.device):
-    if not enabled:
-        return _NoProfile()
-    from torch.profiler import ProfilerActivity, profile
-    activities = [ProfilerActivity.CPU]
-    if device.type == 'cuda':
-        activities.append(ProfilerActivity.CUDA)
-    return profile(activities=activities)
 
 
 def top_operators(prof, limit: int = 15) -> List[dict]:
@@ -315,8 +299,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     elif settings.breakdown:
         sync = (lambda: torch.cuda.synchronize(device)) \
             if device.type == 'cuda' else None
-        with PartTimer(model, DETECTOR_PARTS, sync=sync) as timer, \
-                _maybe_profile(settings.profile, device) as prof:
+        with PartTimer(model, DETECTOR_PARTS, sync=sync,
+                       device=device) as timer:
             synchronize(device)
             start = time.perf_counter()
             step()
@@ -325,8 +309,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
         result['breakdown'] = breakdown(timer.seconds, total, 1,
                                         timer.parallel)
         _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
-        if prof is not None:
-            result['top_ops'] = top_operators(prof)
+        if settings.profile:
+            result['top_ops'] = top_operators(timer.profile)
     if peer_step is not None and settings.interleave > 0 and cell and (
             settings.interleave_cells is None
             or _in_cells(cell, settings.interleave_cells)):
@@ -408,9 +392,7 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     result.update(_timed(step, settings, device, 'peer', progress,
                          counter.total, gemm))
     if settings.breakdown and not result['deploy']['compiled']:
-        with PartTimer(model, PEER_TIME_PARTS,
-                       nms_functions=(('torchvision.ops.boxes', 'nms'), )
-                       ) as timer:
+        with PartTimer(model, PEER_TIME_PARTS, device=device) as timer:
             start = time.perf_counter()
             step()
             synchronize(device)

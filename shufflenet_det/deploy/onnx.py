@@ -1,11 +1,13 @@
 """The whole Light-Head R-CNN detector as one standard ONNX graph.
 
-:class:`LightHeadONNX` wraps a built detector and reuses its own submodules
-(data pre-processor constants, backbone, RPN convs, prior generator, box
-coders, large separable conv, the extractor's ``GridPSRoIAlign``, the R-CNN
-FCs). It computes what ``model.test_step`` computes for images whose
-``img_shape`` is the input shape (mmdeploy's static-shape convention), with
-static shapes and default-domain ONNX operators only:
+:class:`LightHeadONNX` wraps a built detector and calls its export
+methods (``LightHeadRCNN.export_forward``, which calls the data
+pre-processor's, the RPN head's, the RoI head's and the bbox head's export
+methods, each beside its eager twin; the NMS pieces are in
+:mod:`shufflenet_det.models.layers.onnx_nms`). It computes what
+``model.test_step`` computes for images whose ``img_shape`` is the input
+shape (mmdeploy's static-shape convention), with static shapes and
+default-domain ONNX operators only:
 
 - normalisation (BGR to RGB, mean, std) and padding to the size divisor;
 - RPN: TopK(``nms_pre``), delta decoding, boxes not above ``min_bbox_size``
@@ -29,7 +31,6 @@ Example:
     >>> dets, labels = wrapper(torch.zeros(1, 3, 320, 512))  # eager
     >>> export_onnx(model, 'model.onnx', (320, 512), batch=1)
 """
-import math
 import os.path as osp
 import re
 import warnings
@@ -38,121 +39,25 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
+
+from shufflenet_det.models.layers.onnx_nms import (  # noqa: F401 (re-export)
+    ExportError, ONNXNonMaxSuppression)
 
 #: Default opset: GridSample needs 16; OpenVINO's and older ONNX Runtime's
 #: GridSample importers read opsets 16-19 (``docs``: deploy reference).
 DEFAULT_OPSET = 17
 
-#: Score given to boxes that must not enter an NMS (invalid or padded);
-#: the NMS ``score_threshold`` sits between it and any real score, so that
-#: ONNX Runtime (keeps > threshold) and OpenVINO (keeps >=) agree.
-_MASKED = -1.0
-_THRESHOLD = -0.5
-
 BACKENDS = ('onnxruntime', 'openvino')
-
-
-class ExportError(RuntimeError):
-    """A detector that this exporter cannot express in standard ONNX."""
-
-
-class ONNXNonMaxSuppression(torch.autograd.Function):
-    """``NonMaxSuppression`` (default ONNX domain) with an eager twin.
-
-    Eager: per (image, class), torchvision's NMS over the boxes whose score
-    is above ``score_threshold`` (a box is suppressed when its IoU with a
-    kept box is strictly above ``iou_threshold``), first ``max_output`` kept
-    boxes by decreasing score; rows ordered by image, class, score, as the
-    ONNX operator orders them.
-
-    Args (of ``apply``):
-        boxes (Tensor): (N, M, 4) ``x1, y1, x2, y2``.
-        scores (Tensor): (N, C, M).
-        max_output (int): Boxes kept per image and class.
-        iou_threshold (float): IoU threshold.
-        score_threshold (float): Boxes with scores not above it are ignored.
-
-    Returns:
-        Tensor: (K, 3) int64 rows ``[image, class, box]``.
-    """
-
-    @staticmethod
-    def forward(ctx, boxes: Tensor, scores: Tensor, max_output: int,
-                iou_threshold: float, score_threshold: float) -> Tensor:
-        from shufflenet_det.models.layers.topk_nms import topk_batched_nms
-        rows = []
-        for b in range(scores.shape[0]):
-            for c in range(scores.shape[1]):
-                cand = (scores[b, c] > score_threshold).nonzero().view(-1)
-                if cand.numel() == 0:
-                    continue
-                _, keep = topk_batched_nms(
-                    boxes[b, cand], scores[b, c, cand],
-                    torch.zeros_like(cand), iou_threshold, max_output)
-                box = cand[keep]
-                rows.append(torch.stack([torch.full_like(box, b),
-                                         torch.full_like(box, c), box], 1))
-        if not rows:
-            return boxes.new_zeros((0, 3), dtype=torch.long)
-        return torch.cat(rows)
-
-    @staticmethod
-    def symbolic(g, boxes, scores, max_output, iou_threshold,
-                 score_threshold):
-        def const(value, dtype):
-            return g.op('Constant', value_t=torch.tensor(value, dtype=dtype))
-        return g.op('NonMaxSuppression', boxes, scores,
-                    const(int(max_output), torch.int64),
-                    const(float(iou_threshold), torch.float32),
-                    const(float(score_threshold), torch.float32),
-                    center_point_box_i=0)
-
-
-def _kept_topk(selected: Tensor, scores: Tensor, k: int
-               ) -> Tuple[Tensor, Tensor, Tensor]:
-    """The ``k`` best boxes of each image among those an NMS kept.
-
-    Args:
-        selected (Tensor): (K, 3) NMS rows ``[image, class, box]`` (one
-            class).
-        scores (Tensor): (N, M) scores of the boxes.
-        k (int): Boxes per image (<= M).
-
-    Returns:
-        tuple[Tensor, Tensor, Tensor]: Scores (N, k) by decreasing score,
-        box indices (N, k) and validity (N, k) (False where the image kept
-        fewer than ``k``).
-    """
-    num, boxes = scores.shape
-    flat = selected[:, 0] * boxes + selected[:, 2]
-    kept = torch.zeros(num * boxes, dtype=scores.dtype,
-                       device=scores.device).scatter(0, flat, 1.0)
-    masked = torch.where(kept.view(num, boxes) > 0, scores,
-                         torch.full_like(scores, _MASKED))
-    top, index = masked.topk(k, dim=1)
-    return top, index, top > _THRESHOLD
-
-
-def _gather_boxes(boxes: Tensor, index: Tensor) -> Tensor:
-    """(N, M, 4) boxes, (N, k) indices -> (N, k, 4)."""
-    return boxes.gather(1, index[..., None].expand(-1, -1, 4))
-
-
-def _plain_nms(cfg, where: str) -> float:
-    from shufflenet_det.models.layers.topk_nms import plain_nms_threshold
-    threshold = plain_nms_threshold(cfg.get('nms'))
-    if threshold is None:
-        raise ExportError(
-            f'{where}.nms={cfg.get("nms")!r}: only plain NMS '
-            "(dict(type='nms', iou_threshold=t)) maps to ONNX "
-            'NonMaxSuppression')
-    return threshold
 
 
 class LightHeadONNX(nn.Module):
     """A Light-Head R-CNN detector as a static-shape export model.
+
+    A thin wrapper: the post-processing is the detector's own
+    (``LightHeadRCNN.export_forward`` and the heads' ``export_*`` methods,
+    beside their eager twins); this module fixes the input shape for
+    ``torch.onnx.export``.
 
     Args:
         model (nn.Module): A built ``LightHeadRCNN`` (eval mode); its
@@ -167,148 +72,20 @@ class LightHeadONNX(nn.Module):
 
     def __init__(self, model: nn.Module, img_shape: Tuple[int, int]) -> None:
         super().__init__()
-        from shufflenet_det.models.layers.ps_roi_align import GridPSRoIAlign
+        if not hasattr(model, 'check_export'):
+            raise ExportError(f'{type(model).__name__} has no export '
+                              'methods: LightHeadONNX exports LightHeadRCNN')
+        model.check_export()
         self.detector = model
         self.img_shape = tuple(int(v) for v in img_shape)
-        for name in ('data_preprocessor', 'backbone', 'rpn_head', 'roi_head'):
-            if not isinstance(getattr(model, name, None), nn.Module):
-                raise ExportError(f'{type(model).__name__} has no {name}: '
-                                  'LightHeadONNX exports LightHeadRCNN')
-        roi_head = model.roi_head
-        layer = roi_head.bbox_roi_extractor.roi_layers[0]
-        if not isinstance(layer, GridPSRoIAlign):
-            raise ExportError(
-                f'roi_head.bbox_roi_extractor.roi_layer is '
-                f'{type(layer).__name__}: torchvision ps_roi_align/pool have '
-                "no ONNX operator; use dict(type='GridPSRoIAlign', ...) "
-                '(GridSample)')
-        rpn = model.rpn_head
-        if len(rpn.prior_generator.strides) != 1:
-            raise ExportError('rpn_head: one feature level expected, got '
-                              f'{len(rpn.prior_generator.strides)}')
-        head = roi_head.bbox_head
-        if getattr(head, 'custom_cls_channels', False) or \
-                getattr(head.loss_cls, 'use_sigmoid', False):
-            raise ExportError('roi_head.bbox_head: only a softmax '
-                              'classifier (num_classes + 1) is supported')
-        self.rpn_cfg = model.test_cfg.rpn
-        self.rcnn_cfg = model.test_cfg.rcnn
-        self.rpn_iou = _plain_nms(self.rpn_cfg, 'test_cfg.rpn')
-        self.rcnn_iou = _plain_nms(self.rcnn_cfg, 'test_cfg.rcnn')
-        if self.rpn_cfg.get('max_per_img', -1) <= 0 or \
-                self.rcnn_cfg.get('max_per_img', -1) <= 0:
-            raise ExportError('test_cfg.rpn/rcnn.max_per_img must be > 0 '
-                              'for a static output shape')
         # A new module starts in training mode, and torch.onnx.export
         # restores the wrapper's mode afterwards, recursively: without this
         # the detector would be left in training mode.
         self.eval()
 
-    # ------------------------------------------------------------- parts
     def preprocess(self, x: Tensor) -> Tensor:
         """BGR 0..255 (N, 3, H, W) -> normalised, padded to the divisor."""
-        pre = self.detector.data_preprocessor
-        if getattr(pre, '_channel_conversion', False):
-            x = x[:, [2, 1, 0]]
-        if getattr(pre, '_enable_normalize', False):
-            x = (x - pre.mean.view(1, -1, 1, 1)) / pre.std.view(1, -1, 1, 1)
-        div = getattr(pre, 'pad_size_divisor', 1)
-        height, width = x.shape[-2:]
-        pad_h = math.ceil(height / div) * div - height
-        pad_w = math.ceil(width / div) * div - width
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h),
-                      value=float(getattr(pre, 'pad_value', 0)))
-        return x
-
-    def _decode(self, coder, priors: Tensor, deltas: Tensor) -> Tensor:
-        """mmdet's ``delta2bbox`` on (P, 4) priors and (P, 4 * C) deltas,
-        clipped to ``img_shape`` without in-place slice updates."""
-        from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import \
-            delta2bbox
-        boxes = delta2bbox(priors, deltas, coder.means, coder.stds, None,
-                           add_ctr_clamp=coder.add_ctr_clamp,
-                           ctr_clamp=coder.ctr_clamp)
-        if coder.clip_border:
-            height, width = self.img_shape
-            limit = boxes.new_tensor([width, height] * (boxes.shape[-1] // 2))
-            boxes = torch.min(boxes.clamp(min=0), limit)
-        return boxes
-
-    def proposals(self, feat: Tensor) -> Tuple[Tensor, Tensor]:
-        """RPN: (N, P, 4) proposals by decreasing score and (N, P) validity
-        (``P = min(max_per_img, nms_pre)``; invalid rows are zeros)."""
-        head, cfg = self.detector.rpn_head, self.rpn_cfg
-        cls_scores, bbox_preds = head((feat, ))
-        cls_score, bbox_pred = cls_scores[0], bbox_preds[0]
-        num = int(cls_score.shape[0])
-        priors = head.prior_generator.grid_priors(
-            [cls_score.shape[-2:]], dtype=cls_score.dtype,
-            device=cls_score.device)[0]
-        scores = cls_score.permute(0, 2, 3, 1).reshape(
-            num, -1, head.cls_out_channels)
-        scores = scores.sigmoid()[..., 0] if head.use_sigmoid_cls else \
-            scores.softmax(-1)[..., 0]
-        deltas = bbox_pred.permute(0, 2, 3, 1).reshape(num, -1, 4)
-        anchors = int(scores.shape[1])  # static: never a traced size
-        nms_pre = cfg.get('nms_pre', -1)
-        k = nms_pre if 0 < nms_pre < anchors else anchors
-        scores, index = scores.topk(k, dim=1)
-        boxes = self._decode(head.bbox_coder, priors[index].reshape(-1, 4),
-                             _gather_boxes(deltas, index).reshape(-1, 4))
-        boxes = boxes.view(num, k, 4)
-        min_size = cfg.get('min_bbox_size', -1)
-        if min_size >= 0:
-            w = boxes[..., 2] - boxes[..., 0]
-            h = boxes[..., 3] - boxes[..., 1]
-            scores = torch.where((w > min_size) & (h > min_size), scores,
-                                 torch.full_like(scores, _MASKED))
-        max_num = min(cfg.max_per_img, k)
-        selected = ONNXNonMaxSuppression.apply(boxes, scores[:, None],
-                                               max_num, self.rpn_iou,
-                                               _THRESHOLD)
-        _, index, valid = _kept_topk(selected, scores, max_num)
-        rois = _gather_boxes(boxes, index) * valid[..., None]
-        return rois, valid
-
-    def detections(self, feat: Tensor, rois: Tensor,
-                   valid: Tensor) -> Tuple[Tensor, Tensor]:
-        """R-CNN: ``dets`` (N, max_per_img, 5) and ``labels``."""
-        roi_head, cfg = self.detector.roi_head, self.rcnn_cfg
-        head = roi_head.bbox_head
-        num, slots = (int(v) for v in valid.shape)
-        score_map = roi_head.ps_score_map((feat, ))[0]
-        pooled = roi_head.bbox_roi_extractor.roi_layers[0].forward_batched(
-            score_map, rois)
-        cls_score, bbox_pred = head(pooled.flatten(0, 1))
-        classes = head.num_classes
-        scores = F.softmax(cls_score, dim=-1)[:, :-1].reshape(num, -1)
-        if head.reg_class_agnostic:
-            bbox_pred = bbox_pred.repeat(1, classes)
-        boxes = self._decode(head.bbox_coder, rois.reshape(-1, 4),
-                             bbox_pred).view(num, slots * classes, 4)
-        ok = valid[..., None].expand(num, slots, classes).reshape(num, -1) & \
-            (scores > cfg.get('score_thr', 0.0))
-        scores = torch.where(ok, scores, torch.full_like(scores, _MASKED))
-        # mmcv's batched_nms shift, from the largest coordinate of the
-        # image's candidate boxes (all boxes are clipped to >= 0).
-        labels = torch.arange(classes, device=boxes.device).repeat(slots)
-        top = (boxes * ok[..., None]).flatten(1).amax(1)
-        shift = labels.to(boxes)[None, :, None] * \
-            (top + torch.tensor(1).to(boxes))[:, None, None]
-        max_num = cfg.max_per_img
-        k = min(max_num, slots * classes)
-        selected = ONNXNonMaxSuppression.apply(boxes + shift, scores[:, None],
-                                               k, self.rcnn_iou, _THRESHOLD)
-        top_scores, index, keep = _kept_topk(selected, scores, k)
-        dets = torch.cat([_gather_boxes(boxes, index), top_scores[..., None]],
-                         -1) * keep[..., None]
-        labels = torch.where(keep, index % classes,
-                             torch.full_like(index, -1))
-        if k < max_num:
-            dets = F.pad(dets, (0, 0, 0, max_num - k))
-            labels = F.pad(labels, (0, max_num - k), value=-1)
-        return dets, labels
+        return self.detector.data_preprocessor.export_forward(x)
 
     def forward(self, inputs: Tensor) -> Tuple[Tensor, Tensor]:
         """Detect.
@@ -324,10 +101,7 @@ class LightHeadONNX(nn.Module):
         if tuple(inputs.shape[-2:]) != self.img_shape:
             raise ValueError(f'LightHeadONNX: input {tuple(inputs.shape)} '
                              f'does not match img_shape {self.img_shape}')
-        det = self.detector
-        feats = det.extract_feat(self.preprocess(inputs))
-        rois, valid = self.proposals(feats[det.rpn_in_index])
-        return self.detections(feats[det.rcnn_in_index], rois, valid)
+        return self.detector.export_forward(inputs, self.img_shape)
 
 
 # ----------------------------------------------------------------- export

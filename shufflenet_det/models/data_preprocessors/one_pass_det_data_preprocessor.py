@@ -2,6 +2,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.models.utils.misc import samplelist_boxtype2tensor
 from mmdet.registry import MODELS
@@ -78,3 +79,25 @@ class OnePassDetDataPreprocessor(DetDataPreprocessor):
                 samplelist_boxtype2tensor(data_samples)
         return {'inputs': batch.permute(0, 3, 1, 2),
                 'data_samples': data_samples}
+
+    def export_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The test-time pre-processing of a stacked batch, for export.
+
+        Args:
+            x (Tensor): (N, 3, H, W) float BGR pixels 0..255.
+
+        Returns:
+            Tensor: Normalised and padded to ``pad_size_divisor``, as
+            :meth:`forward` computes it, in traceable operations.
+        """
+        if self._channel_conversion:
+            x = x[:, [2, 1, 0]]
+        if self._enable_normalize:
+            x = (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+        div = self.pad_size_divisor
+        height, width = x.shape[-2:]
+        pad_h = math.ceil(height / div) * div - height
+        pad_w = math.ceil(width / div) * div - width
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), value=float(self.pad_value))
+        return x

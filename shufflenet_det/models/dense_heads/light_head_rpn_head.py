@@ -1,6 +1,6 @@
 """RPN head whose proposal NMS stops as soon as its result is decided."""
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmdet.models.dense_heads import RPNHead
@@ -12,6 +12,9 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..layers.onnx_nms import (MASKED, THRESHOLD, ExportError,
+                               ONNXNonMaxSuppression, decode_clipped,
+                               export_nms_threshold, gather_boxes, kept_topk)
 from ..layers.topk_nms import plain_nms_threshold, topk_batched_nms
 
 
@@ -82,6 +85,15 @@ class LightHeadRPNHead(RPNHead):
             list[InstanceData]: Per image, ``bboxes`` (K, 4), ``scores`` (K,)
             and ``labels`` (K,), in input order.
         """
+        with torch.profiler.record_function(
+                f'{type(self).__name__}.predict_by_feat'):
+            return self._predict_by_feat(cls_scores, bbox_preds,
+                                         score_factors, batch_img_metas, cfg,
+                                         rescale, with_nms)
+
+    def _predict_by_feat(self, cls_scores, bbox_preds, score_factors,
+                         batch_img_metas, cfg, rescale,
+                         with_nms) -> InstanceList:
         num_levels = len(cls_scores)
         mlvl_priors = self.prior_generator.grid_priors(
             [cls_scores[i].shape[-2:] for i in range(num_levels)],
@@ -155,3 +167,59 @@ class LightHeadRPNHead(RPNHead):
                                                   dtype=torch.long)
         del results.level_ids
         return results
+
+    # ---------------------------------------------------------------- export
+    def check_export(self) -> float:
+        """Raise :class:`ExportError` unless :meth:`export_proposals` can
+        express ``test_cfg``; returns its NMS IoU threshold."""
+        if len(self.prior_generator.strides) != 1:
+            raise ExportError('rpn_head: one feature level expected, got '
+                              f'{len(self.prior_generator.strides)}')
+        return export_nms_threshold(self.test_cfg, 'test_cfg.rpn')
+
+    def export_proposals(self, feat: Tensor, img_shape: Tuple[int, int]
+                         ) -> Tuple[Tensor, Tensor]:
+        """:meth:`predict` in static shapes, for ONNX export.
+
+        The same steps as ``_predict_by_feat_single`` + ``_bbox_post_process``
+        (``nms_pre`` top-k, decoding, ``min_bbox_size``, NMS, best
+        ``max_per_img``), with fewer proposal slots masked.
+
+        Args:
+            feat (Tensor): (N, C, H, W), the one RPN feature map.
+            img_shape (tuple[int, int]): (H, W) every box is clipped to.
+
+        Returns:
+            tuple[Tensor, Tensor]: (N, P, 4) proposals by decreasing score
+            and (N, P) validity (``P = min(max_per_img, nms_pre)``; invalid
+            rows are zeros).
+        """
+        cfg, iou = self.test_cfg, self.check_export()
+        cls_scores, bbox_preds = self((feat, ))
+        cls_score, bbox_pred = cls_scores[0], bbox_preds[0]
+        num = int(cls_score.shape[0])
+        priors = self.prior_generator.grid_priors(
+            [cls_score.shape[-2:]], dtype=cls_score.dtype,
+            device=cls_score.device)[0]
+        scores = cls_score.permute(0, 2, 3, 1).reshape(
+            num, -1, self.cls_out_channels)
+        scores = scores.sigmoid()[..., 0] if self.use_sigmoid_cls else \
+            scores.softmax(-1)[..., 0]
+        deltas = bbox_pred.permute(0, 2, 3, 1).reshape(num, -1, 4)
+        anchors = int(scores.shape[1])  # static: never a traced size
+        nms_pre = cfg.get('nms_pre', -1)
+        k = nms_pre if 0 < nms_pre < anchors else anchors
+        scores, index = scores.topk(k, dim=1)
+        boxes = decode_clipped(self.bbox_coder, priors[index].reshape(-1, 4),
+                               gather_boxes(deltas, index).reshape(-1, 4),
+                               img_shape).view(num, k, 4)
+        if cfg.get('min_bbox_size', -1) >= 0:
+            w = boxes[..., 2] - boxes[..., 0]
+            h = boxes[..., 3] - boxes[..., 1]
+            big = (w > cfg.min_bbox_size) & (h > cfg.min_bbox_size)
+            scores = torch.where(big, scores, torch.full_like(scores, MASKED))
+        max_num = min(cfg.max_per_img, k)
+        selected = ONNXNonMaxSuppression.apply(boxes, scores[:, None],
+                                               max_num, iou, THRESHOLD)
+        _, index, valid = kept_topk(selected, scores, max_num)
+        return gather_boxes(boxes, index) * valid[..., None], valid

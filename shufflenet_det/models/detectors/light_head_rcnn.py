@@ -10,6 +10,8 @@ from mmdet.utils import ConfigType, OptConfigType, OptMultiConfig
 from mmengine.config import ConfigDict
 from torch import Tensor
 
+from ..layers.onnx_nms import ExportError
+
 
 @MODELS.register_module()
 class LightHeadRCNN(TwoStageDetector):
@@ -208,3 +210,41 @@ class LightHeadRCNN(TwoStageDetector):
         results = self.roi_head.predict(rcnn_x, proposals, batch_data_samples,
                                         rescale=rescale)
         return self.add_pred_to_datasample(batch_data_samples, results)
+
+    # ---------------------------------------------------------------- export
+    def check_export(self) -> None:
+        """Raise ``ExportError`` unless :meth:`export_forward` can express
+        this detector: every component has an export method and a config
+        it can express in static shapes."""
+        for name in ('data_preprocessor', 'rpn_head', 'roi_head'):
+            part = getattr(self, name)
+            method = 'export_forward' if name == 'data_preprocessor' else \
+                'check_export'
+            if not hasattr(part, method):
+                raise ExportError(f'{name} is {type(part).__name__}, which '
+                                  f'has no {method}(): export needs this '
+                                  "package's Light-Head components")
+        self.rpn_head.check_export()
+        self.roi_head.check_export()
+
+    def export_forward(self, inputs: Tensor, img_shape: Tuple[int, int]
+                       ) -> Tuple[Tensor, Tensor]:
+        """``test_step`` on a stacked batch in static shapes, for export.
+
+        Args:
+            inputs (Tensor): (N, 3, H, W) float BGR pixels 0..255; every
+                image's ``img_shape`` is ``img_shape`` (mmdeploy's
+                static-shape convention).
+            img_shape (tuple[int, int]): (H, W).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``dets`` (N, max_per_img, 5) ``x1, y1,
+            x2, y2, score`` in input pixels, by decreasing score, and
+            ``labels`` (N, max_per_img) int64 (padding: score 0, label -1).
+        """
+        feats = self.extract_feat(self.data_preprocessor.export_forward(
+            inputs))
+        rois, valid = self.rpn_head.export_proposals(
+            feats[self.rpn_in_index], img_shape)
+        return self.roi_head.export_predict(feats[self.rcnn_in_index], rois,
+                                            valid, img_shape)

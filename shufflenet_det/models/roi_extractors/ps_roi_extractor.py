@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.nn.modules.utils import _pair
 from torchvision import ops
 
+from ..layers.onnx_nms import ExportError
 from ..layers.ps_roi_align import GridPSRoIAlign
 
 
@@ -125,3 +126,20 @@ class PSRoIExtractor(BaseRoIExtractor):
         if roi_scale_factor is not None:
             rois = self.roi_rescale(rois, roi_scale_factor)
         return self.roi_layers[0](feat, rois.to(feat.dtype))
+
+    def check_export(self) -> None:
+        """Raise :class:`ExportError` unless the RoI layer has a batched,
+        traceable form: only ``GridPSRoIAlign`` (GridSample) has one."""
+        layer = self.roi_layers[0]
+        if not isinstance(layer, GridPSRoIAlign):
+            raise ExportError(
+                f'roi_head.bbox_roi_extractor.roi_layer is '
+                f'{type(layer).__name__}: torchvision ps_roi_align/pool have '
+                "no ONNX operator; use dict(type='GridPSRoIAlign', ...) "
+                '(GridSample)')
+
+    def forward_batched(self, feat: Tensor, rois: Tensor) -> Tensor:
+        """Pool (N, P, 4) RoIs of each image from (N, C, H, W) ``feat`` in
+        static shapes, for export: (N, P, out_channels, k_h, k_w)."""
+        self.check_export()
+        return self.roi_layers[0].forward_batched(feat, rois)

@@ -225,6 +225,33 @@ class LightHeadRoIHead(StandardRoIHead):
             loss[pos] += box.sum(dim=-1) / _loss_weight(head.loss_bbox)
         return loss.topk(min(k, loss.numel())).indices
 
+    # ---------------------------------------------------------------- export
+    def check_export(self) -> None:
+        """Raise ``ExportError`` unless :meth:`export_predict` can express
+        this head and its ``test_cfg``."""
+        self.bbox_roi_extractor.check_export()
+        self.bbox_head.check_export(self.test_cfg)
+
+    def export_predict(self, feat: Tensor, rois: Tensor, valid: Tensor,
+                       img_shape: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+        """:meth:`predict` in static shapes, for export.
+
+        Args:
+            feat (Tensor): (N, C, H, W), the one R-CNN feature map.
+            rois (Tensor): (N, P, 4) proposals.
+            valid (Tensor): (N, P) which proposal slots are real.
+            img_shape (tuple[int, int]): (H, W) boxes are clipped to.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``dets`` (N, max_per_img, 5) and
+            ``labels`` (N, max_per_img), see
+            ``LightHeadBBoxHead.export_detections``.
+        """
+        score_map = self.ps_score_map((feat, ))[0]
+        pooled = self.bbox_roi_extractor.forward_batched(score_map, rois)
+        return self.bbox_head.export_detections(pooled, rois, valid,
+                                                self.test_cfg, img_shape)
+
 
 def _loss_weight(loss_module) -> float:
     """``loss_weight`` of an mmdet loss module (1.0 when it has none)."""
