@@ -1,8 +1,11 @@
-# Light-Head R-CNN (Li et al., arXiv 1711.07264), the fast setting used with
-# every backbone of ShuffleNet V2's Table 7: no atrous conv, 256-channel RPN,
-# large separable conv k=15 with C_mid=64 (setting 'S'), PSRoIAlign, and an
-# R-CNN subnet 490 -> FC 2048 -> cls/reg. Values follow the official code
-# (zengarden/light_head_rcnn, experiments/.../ps_roialign/config.py).
+# Light-Head R-CNN (Li et al., arXiv 1711.07264) for ShuffleNet V2's Table 7,
+# whose detectors "follow the same training and test protocols" (the paper
+# says no more): the Light-Head paper's fast setting for the sizes (no atrous
+# conv, 256-channel RPN, large separable conv k=15 with C_mid=64, setting
+# 'S'), PSRoIAlign, an R-CNN subnet 490 -> FC 2048 -> cls/reg, and the
+# official code's training and test rules (zengarden/light_head_rcnn,
+# experiments/.../ps_roialign/ and tools/train.py). Every difference from
+# that code: README, "Deviations from the official code".
 #
 # Widths and strides that depend on the backbone are NOT written here:
 # LightHeadRCNN fills rpn_head.in_channels, anchor strides,
