@@ -79,12 +79,13 @@ def test_leaf_overrides_only_the_backbone(path):
 def test_recipe_values():
     cfg = Config.fromfile(str(REFERENCE))
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
-    assert cfg.train_cfg.max_iters == 150000
+    # 500 warm-up iterations before the 150k, as the official tools/train.py
+    assert cfg.train_cfg.max_iters == 150500
     assert cfg.optim_wrapper.optimizer.lr == 0.01
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=16)
     warmup, steps = cfg.param_scheduler
     assert warmup.end == 500 and abs(warmup.start_factor - 1 / 3) < 1e-9
-    assert steps.milestones == [95000, 125000]
+    assert steps.milestones == [95500, 125500]
     assert cfg.train_dataloader.batch_size == 2
     assert cfg.train_dataloader.dataset.data_root == 'data/coco/'
     assert cfg.train_dataloader.dataset.ann_file.endswith(

@@ -4,6 +4,8 @@ model.backbone.init_cfg.checkpoint=...) instead of training randomly
 initialised frozen layers; the from-scratch recipe is an explicit choice."""
 import argparse
 import importlib.util
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from mmengine.config import Config, DictAction
 from shufflenet_det.analysis.model_zoo import PRETRAINED_CFG_OPTIONS
 from shufflenet_det.models.backbones.base_backbone import \
     check_pretrained_weights
-from tests.conftest import CONFIGS, REPO
+from tests.conftest import COCO_MINI, COCO_MINI_SKIP, CONFIGS, REPO
 
 TABLE7_DIR = CONFIGS / 'light_head_rcnn'
 # No public ImageNet weights that this project can load (each config says
@@ -50,6 +52,53 @@ def test_backbone_init_weights_refuses_to_start(name):
     backbone = MODELS.build(backbone_cfg(TABLE7_DIR / name))
     with pytest.raises(ValueError, match=f'--cfg-options {OPTION}PATH'):
         backbone.init_weights()
+
+
+@pytest.mark.parametrize('name', NO_WEIGHTS)
+def test_the_model_names_the_pretraining_config_and_the_key(name):
+    """The error comes from the model, so any tool shows it, and it names
+    the ImageNet config that trains exactly this backbone."""
+    detector = backbone_cfg(TABLE7_DIR / name)
+    backbone = MODELS.build(detector)
+    with pytest.raises(ValueError) as exc:
+        backbone.init_weights()
+    message = str(exc.value)
+    pretrain = re.search(r'configs/imagenet/\S+_in1k\.py', message)
+    assert pretrain, message
+    assert 'model.backbone.init_cfg.checkpoint' in message
+    classifier = Config.fromfile(str(REPO / pretrain.group(0)))
+    theirs = classifier.model.backbone.to_dict()
+    assert theirs['type'] == f"mmdet.{detector['type']}"
+    for key in ('arch', 'widen_factor', 'extra_dw', 'channel_rule'):
+        assert theirs.get(key) == detector.get(key), (key, pretrain.group(0))
+
+
+@COCO_MINI_SKIP
+def test_mmdet_own_train_tool_stops_with_the_same_message(tmp_path,
+                                                          monkeypatch):
+    """mmdet's tools/train.py knows nothing of this project's checks: the
+    backbone's init_weights stops it, before the first iteration."""
+    import mmdet
+    tool = Path(mmdet.__file__).parent / '.mim/tools/train.py'
+    if not tool.is_file():
+        pytest.skip(f'mmdet ships no tools/train.py at {tool}')
+    spec = importlib.util.spec_from_file_location('mmdet_train_tool', tool)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path = TABLE7_DIR / 'light-head-rcnn_xception-1x_8xb2-150k_coco.py'
+    root = f'{COCO_MINI}/'
+    monkeypatch.setattr('sys.argv', [
+        'train.py', str(path), '--work-dir', str(tmp_path), '--cfg-options',
+        f'train_dataloader.dataset.data_root={root}',
+        'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False',
+        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None'])
+    with pytest.raises(ValueError) as exc:
+        module.main()
+    message = str(exc.value)
+    assert message.startswith('XceptionLike: ')
+    assert 'configs/imagenet/xception-1x_8xb128_in1k.py' in message
+    assert f'--cfg-options {OPTION}PATH' in message
 
 
 def _load_train_tool():

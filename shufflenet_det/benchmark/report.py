@@ -284,7 +284,7 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
                   'ours, which cancels slow changes of machine load.']
         lines += _eager_lines(merged, peer)
     lines += ['', '## Complexity: MFLOPs at 224x224 (classifier '
-              'convention of `shufflenet_det.complexity`)', '']
+              'convention of `shufflenet_det.analysis.complexity`)', '']
     lines += _row_table('Model', merged, lambda c: _fmt(c['ours']['mflops']))
     if plot_name:
         lines += ['', f'![speed vs MFLOPs]({plot_name})']

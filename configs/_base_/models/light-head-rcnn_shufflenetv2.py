@@ -1,8 +1,11 @@
-# Light-Head R-CNN (Li et al., arXiv 1711.07264), the fast setting used with
-# every backbone of ShuffleNet V2's Table 7: no atrous conv, 256-channel RPN,
-# large separable conv k=15 with C_mid=64 (setting 'S'), PSRoIAlign, and an
-# R-CNN subnet 490 -> FC 2048 -> cls/reg. Values follow the official code
-# (zengarden/light_head_rcnn, experiments/.../ps_roialign/config.py).
+# Light-Head R-CNN (Li et al., arXiv 1711.07264) for ShuffleNet V2's Table 7,
+# whose detectors "follow the same training and test protocols" (the paper
+# says no more): the Light-Head paper's fast setting for the sizes (no atrous
+# conv, 256-channel RPN, large separable conv k=15 with C_mid=64, setting
+# 'S'), PSRoIAlign, an R-CNN subnet 490 -> FC 2048 -> cls/reg, and the
+# official code's training and test rules (zengarden/light_head_rcnn,
+# experiments/.../ps_roialign/ and tools/train.py). Every difference from
+# that code: README, "Deviations from the official code".
 #
 # Widths and strides that depend on the backbone are NOT written here:
 # LightHeadRCNN fills rpn_head.in_channels, anchor strides,
@@ -51,17 +54,31 @@ model = dict(
     rpn_head=dict(
         type='LightHeadRPNHead',
         feat_channels=256,
+        # Official anchors (py-faster-rcnn generate_anchors, base box
+        # [0, 0, 15, 15], rounded corners; lib/detection_opr/rpn/snippets.py
+        # generate_anchors_opr): centres at 7.5 + 16 i, widths counted
+        # x2 - x1 + 1. mmdet's LegacyAnchorGenerator(center_offset=0.5)
+        # reproduces them, and the legacy coder below counts widths the same
+        # way, as the official bbox_transform does (box_utils/
+        # bbox_transform_opr.py), so RPN targets are the official numbers.
+        # Switch back to mmdet's anchors (centres at 16 i, x2 - x1 widths):
+        # model = dict(rpn_head=dict(anchor_generator=dict(type='AnchorGenerator'), bbox_coder=dict(type='DeltaXYWHBBoxCoder')))  # noqa: E501
         anchor_generator=dict(
-            type='AnchorGenerator',
+            type='LegacyAnchorGenerator',
+            center_offset=0.5,
             # Anchor sizes 32..512 px on the stride-16 map.
             scales=[2, 4, 8, 16, 32],
             ratios=[0.5, 1.0, 2.0]),
         bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder',
+            type='LegacyDeltaXYWHBBoxCoder',
             target_means=[.0, .0, .0, .0],
             target_stds=[1.0, 1.0, 1.0, 1.0]),
+        # Official 2-way softmax objectness (network_desp.py:
+        # tf.nn.softmax on rpn_cls_score reshaped to [-1, 2], and
+        # sparse_softmax_cross_entropy_with_logits). Switch back to mmdet's
+        # sigmoid: model = dict(rpn_head=dict(loss_cls=dict(use_sigmoid=True)))
         loss_cls=dict(
-            type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
         # Official smooth L1 with sigma=3, i.e. beta = 1 / sigma^2.
         loss_bbox=dict(type='SmoothL1Loss', beta=1.0 / 9.0, loss_weight=1.0)),
     roi_head=dict(
@@ -114,8 +131,13 @@ model = dict(
                 type='MaxIoUAssigner',
                 pos_iou_thr=0.7,
                 neg_iou_thr=0.3,
-                min_pos_iou=0.3,
+                # Official (anchor_target_layer_without_boxweight.py,
+                # py-faster-rcnn): every anchor of maximal IoU with a gt is
+                # positive, with no IoU floor. mmdet's default floor:
+                # model = dict(train_cfg=dict(rpn=dict(assigner=dict(min_pos_iou=0.3))))  # noqa: E501
+                min_pos_iou=0.0,
                 match_low_quality=True,
+                gt_max_assign_all=True,
                 ignore_iof_thr=-1),
             sampler=dict(
                 type='RandomSampler',

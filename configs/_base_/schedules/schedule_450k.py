@@ -1,9 +1,10 @@
-# schedule_150k.py three times longer (450k iterations, lr steps at 3x the
-# official 95k / 125k), for training without ImageNet pretraining
+# schedule_150k.py three times longer (450k iterations after the same 500
+# warm-up iterations, lr steps at 3x the official 95k / 125k, shifted by the
+# warm-up as there), for training without ImageNet pretraining
 # (models/light-head-rcnn_shufflenetv2_from-scratch.py).
 _base_ = './schedule_150k.py'
 
-train_cfg = dict(max_iters=450000)
+train_cfg = dict(max_iters=450000 + 500)
 
 param_scheduler = [
     dict(
@@ -15,8 +16,8 @@ param_scheduler = [
     dict(
         type='MultiStepLR',
         begin=0,
-        end=450000,
+        end=450000 + 500,
         by_epoch=False,
-        milestones=[285000, 375000],
+        milestones=[285000 + 500, 375000 + 500],
         gamma=0.1)
 ]

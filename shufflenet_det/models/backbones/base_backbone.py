@@ -1,5 +1,7 @@
 """The backbone contract shared by every backbone of the Table 7 suite."""
+import inspect
 import logging
+import os.path as osp
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
@@ -26,29 +28,65 @@ def check_pretrained_weights(backbone_cfg: Optional[dict],
     Table 7 configs whose backbone has no public ImageNet weights set
     ``init_cfg=dict(type='Pretrained', checkpoint=None)``: with the official
     recipe (stem and first stage frozen, BN frozen) they would otherwise
-    train on top of randomly initialised frozen layers.
+    train on top of randomly initialised frozen layers. The backbone's own
+    ``init_weights`` calls this too, so the same message stops mmdet's
+    ``tools/train.py`` (which knows nothing of this project) as well as ours.
 
     Args:
         backbone_cfg (dict, optional): ``model.backbone`` of a config.
         where (str): Named first in the error: a config file or a class.
 
     Raises:
-        ValueError: If ``init_cfg`` is ``Pretrained`` with no checkpoint.
+        ValueError: If ``init_cfg`` is ``Pretrained`` with no checkpoint. The
+            message names the ImageNet config that trains the weights
+            (``configs/imagenet/<backbone>_8xb128_in1k.py``) and the key to
+            set, ``model.backbone.init_cfg.checkpoint``.
     """
     init = (backbone_cfg or {}).get('init_cfg')
     if isinstance(init, dict) and init.get('type') == 'Pretrained' and \
             init.get('checkpoint') is None:
+        pretrain = imagenet_config_of(backbone_cfg)
+        how = (f'train them with {pretrain} (e.g. bash tools/dist_train.sh '
+               f'{pretrain} 8)' if pretrain else
+               'train them with a classifier config of configs/imagenet/')
         raise ValueError(
             f'{where}: model.backbone.init_cfg.checkpoint is None: no public '
             f'ImageNet weights exist for {backbone_cfg.get("type")}'
             f'{_width_of(backbone_cfg)}, and the Table 7 recipe freezes its '
-            'first layers and its BN layers, which would stay random. Pass '
-            'ImageNet weights with --cfg-options '
-            'model.backbone.init_cfg.checkpoint=PATH (the backbone, or a '
-            'classifier checkpoint such as configs/imagenet/ trains), '
-            'or choose the from-scratch recipe explicitly: '
+            'first layers and its BN layers, which would stay random. '
+            f'ImageNet weights: {how}, then set the key '
+            'model.backbone.init_cfg.checkpoint to that checkpoint, e.g. '
+            '--cfg-options model.backbone.init_cfg.checkpoint=PATH (the '
+            'classifier checkpoint or the bare backbone). Or choose the '
+            'from-scratch recipe explicitly: '
             f'inherit {SCRATCH_BASE} (nothing frozen, SyncBN, longer '
             'schedule; not comparable with Table 7).')
+
+
+def imagenet_config_of(backbone_cfg: dict) -> Optional[str]:
+    """The ImageNet config that pretrains ``backbone_cfg``, if it exists.
+
+    Args:
+        backbone_cfg (dict): ``model.backbone`` of a detector config.
+
+    Returns:
+        str | None: ``configs/imagenet/<family>-<width>x_8xb128_in1k.py``
+        relative to the repository root, or None when the backbone type is
+        not one of ours, its arch is a custom dict, or no such file is in
+        this checkout.
+    """
+    from mmdet.registry import MODELS
+    cls = MODELS.get(str(backbone_cfg.get('type', '')).split('.')[-1])
+    if not (isinstance(cls, type) and issubclass(cls, BaseDetBackbone)):
+        return None
+    name = cls.imagenet_config_name(backbone_cfg)
+    if name is None:
+        return None
+    rel = f'configs/imagenet/{name}'
+    # shufflenet_det/models/backbones/ -> the repository root
+    root = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    return rel if osp.isfile(osp.join(root, rel)) else None
 
 
 def _width_of(backbone_cfg: dict) -> str:
@@ -220,6 +258,49 @@ class BaseDetBackbone(BaseModule):
     arch_settings: Dict[str, dict] = {}
     arch_keys: Tuple[str, ...] = ()
     num_stages: int = 3
+    #: ``<family>`` of ``configs/imagenet/<family>-<width>x_8xb128_in1k.py``,
+    #: the classifier config that pretrains this backbone on ImageNet.
+    imagenet_family: Optional[str] = None
+    #: The constructor argument that sets the width ('arch', 'widen_factor').
+    width_arg: str = 'arch'
+
+    def own_cfg(self) -> dict:
+        """``type`` and the width argument this backbone was built with,
+        e.g. ``dict(type='XceptionLike', arch='1.0x')``, for messages."""
+        cfg = dict(type=type(self).__name__)
+        if self.width_arg == 'arch':
+            cfg['arch'] = next((k for k, v in self.arch_settings.items()
+                                if v == self.arch), dict(self.arch))
+        else:
+            cfg[self.width_arg] = getattr(self, self.width_arg)
+        return cfg
+
+    @classmethod
+    def imagenet_family_of(cls, backbone_cfg: dict) -> Optional[str]:
+        """``imagenet_family``; subclasses with variants (V2*) override."""
+        return cls.imagenet_family
+
+    @classmethod
+    def imagenet_config_name(cls, backbone_cfg: dict) -> Optional[str]:
+        """``<family>-<width>x_8xb128_in1k.py`` for a backbone config.
+
+        Args:
+            backbone_cfg (dict): Constructor arguments (``type`` included
+                or not); missing ones take the constructor's defaults.
+
+        Returns:
+            str | None: The file name (widths as ``0.5x``, ``1x``, ``0.15x``),
+            or None for a custom arch dict or a class without a family.
+        """
+        family = cls.imagenet_family_of(backbone_cfg)
+        width = backbone_cfg.get(
+            cls.width_arg,
+            inspect.signature(cls.__init__).parameters[cls.width_arg].default)
+        if family is None or isinstance(width, dict):
+            return None
+        number = float(width[:-1] if isinstance(width, str) and
+                       width.endswith('x') else width)
+        return f'{family}-{number:g}x_8xb128_in1k.py'
 
     @classmethod
     def _resolve_arch(cls, arch) -> dict:
@@ -265,9 +346,8 @@ class BaseDetBackbone(BaseModule):
                     nn.init.kaiming_normal_(m.weight, mode='fan_out',
                                             nonlinearity='relu')
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
-            check_pretrained_weights(
-                dict(type=type(self).__name__, init_cfg=cfg),
-                type(self).__name__)
+            check_pretrained_weights(dict(self.own_cfg(), init_cfg=cfg),
+                                     type(self).__name__)
             self.load_pretrained(cfg['checkpoint'], prefix=cfg.get('prefix'))
             self._is_init = True
         else:

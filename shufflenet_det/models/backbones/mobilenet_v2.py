@@ -116,6 +116,9 @@ class MobileNetV2Det(BaseDetBackbone):
         'table8': dict(divisor=4, rounding='ceil', scale_first_group=False,
                        last_min_factor=0.0),
     }
+    imagenet_family = 'mobilenetv2'
+    width_arg = 'widen_factor'
+
     _roundings = {
         'nearest': make_divisible,
         'ceil': lambda value, divisor: max(

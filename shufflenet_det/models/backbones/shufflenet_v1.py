@@ -131,6 +131,7 @@ class ShuffleNetV1(BaseDetBackbone):
         '2.0x': dict(stem=48, channels=(480, 960, 1920), repeats=(4, 8, 4), groups=3),
     }
     arch_keys = ('stem', 'channels', 'repeats', 'groups')
+    imagenet_family = 'shufflenetv1-g3'
 
     def __init__(self,
                  arch: Union[str, float, dict] = '1.0x',

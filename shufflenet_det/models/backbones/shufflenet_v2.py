@@ -152,6 +152,13 @@ class ShuffleNetV2(BaseDetBackbone):
         '2.0x': dict(stem=24, channels=(244, 488, 976), repeats=(4, 8, 4), conv5=2048),
     }
     arch_keys = ('stem', 'channels', 'repeats', 'conv5')
+    imagenet_family = 'shufflenetv2'
+
+    @classmethod
+    def imagenet_family_of(cls, backbone_cfg: dict) -> str:
+        """'shufflenetv2star' for V2* (``extra_dw=True``)."""
+        return 'shufflenetv2star' if backbone_cfg.get('extra_dw') else \
+            cls.imagenet_family
 
     def __init__(self,
                  arch: Union[str, float, dict] = '1.0x',
@@ -176,6 +183,11 @@ class ShuffleNetV2(BaseDetBackbone):
         self._check_contract()
         for unit in self._units_with_extra_dw():
             unit.reset_extra_dw()
+
+    def own_cfg(self) -> dict:
+        """As the base class's, plus ``extra_dw`` (V2 or V2*)."""
+        return dict(super().own_cfg(),
+                    extra_dw=bool(self._units_with_extra_dw()))
 
     def _units_with_extra_dw(self):
         return [m for m in self.modules()

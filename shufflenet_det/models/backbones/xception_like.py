@@ -141,6 +141,7 @@ class XceptionLike(BaseDetBackbone):
         '2.0x': dict(stem=24, channels=(272, 544, 1088), repeats=(4, 8, 4)),
     }
     arch_keys = ('stem', 'channels', 'repeats')
+    imagenet_family = 'xception'
 
     def __init__(self,
                  arch: Union[str, float, dict] = '1.0x',

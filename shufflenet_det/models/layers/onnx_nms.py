@@ -132,9 +132,16 @@ def decode_clipped(coder, priors: Tensor, deltas: Tensor,
                    img_shape: Optional[Tuple[int, int]]) -> Tensor:
     """mmdet's ``delta2bbox`` on (P, 4) priors and (P, 4 * C) deltas,
     clipped to ``img_shape`` without in-place slice updates (``coder``: a
-    ``DeltaXYWHBBoxCoder``)."""
+    ``DeltaXYWHBBoxCoder`` or ``LegacyDeltaXYWHBBoxCoder``)."""
+    from mmdet.models.task_modules.coders import LegacyDeltaXYWHBBoxCoder
     from mmdet.models.task_modules.coders.delta_xywh_bbox_coder import \
         delta2bbox
+    from mmdet.models.task_modules.coders.legacy_delta_xywh_bbox_coder \
+        import legacy_delta2bbox
+    if isinstance(coder, LegacyDeltaXYWHBBoxCoder):
+        # x2 - x1 + 1 widths and clipping to (W - 1, H - 1), as the coder's
+        # decode(max_shape=img_shape) in the RPN head (the official rule).
+        return legacy_delta2bbox(priors, deltas, coder.means, coder.stds, img_shape)
     boxes = delta2bbox(priors, deltas, coder.means, coder.stds, None,
                        add_ctr_clamp=coder.add_ctr_clamp,
                        ctr_clamp=coder.ctr_clamp)
