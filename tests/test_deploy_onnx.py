@@ -230,10 +230,16 @@ def test_export_tool_other_families(tmp_path, family):
 # 0.016407071) sat at the 1000-proposal cut, OpenVINO kept the other one,
 # and its R-CNN box then suppressed a final box (IoU 0.63 > 0.5). ONNX
 # Runtime reordered near-tied proposals too, but not across the cut.
-# Forcing ONEDNN_MAX_CPU_ISA=AVX2 (+ ATEN_CPU_CAPABILITY=avx2,
+# ISAs tried: ONEDNN_MAX_CPU_ISA=AVX2 (+ ATEN_CPU_CAPABILITY=avx2,
 # MKL_ENABLE_INSTRUCTIONS=AVX2) for PyTorch and OpenVINO gave the same
-# difference on the same image; OpenVINO runs with
-# INFERENCE_PRECISION_HINT=f32 (its default on this AMX CPU is bf16).
+# difference on the same image and none elsewhere on val2017. OpenVINO
+# honours that variable: its f32 outputs change (final boxes by up to 3e-5
+# px, same labels), its bf16 default then fails to compile, SSE41 fails
+# ("bad combination"), AVX512_CORE is bit-identical to the default. Its
+# EXECUTION_MODE_HINT=ACCURACY, 1 thread or DYNAMIC_QUANTIZATION_GROUP_SIZE=0
+# are bit-identical to INFERENCE_PRECISION_HINT=f32 (what build_runner
+# sets); without the hint this AMX CPU runs bf16 and labels change. No ISA
+# switch was found for ONNX Runtime (MLAS picks kernels from CPUID).
 
 #: Scores closer than this may come out in either order (measured
 #: differences above: two scores can swap when their gap is below the sum
