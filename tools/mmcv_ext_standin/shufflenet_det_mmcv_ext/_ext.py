@@ -7,6 +7,8 @@ those that ``mmcv.ops`` (2.1.0) calls:
 - ``nms(boxes, scores, iou_threshold, offset)`` -> kept indices, by decreasing
   score (``mmcv/ops/nms.py``). ``offset=1`` (legacy +1 box widths) is exact:
   IoU with +1 widths equals the IoU of boxes whose x2, y2 are shifted by 1.
+  The threshold is rounded to float32 as mmcv's kernel does, so an IoU equal
+  to it is decided as mmcv decides it.
 - ``roi_align_forward`` / ``roi_align_backward`` with ``pool_mode=1`` (average),
   writing into the tensors mmcv passes (``mmcv/ops/roi_align.py``); torchvision's
   RoIAlign has the same sampling rule (adaptive ``sampling_ratio=0``, ``aligned``).
@@ -50,13 +52,18 @@ def get_compiling_cuda_version():
 
 def nms(boxes, scores, iou_threshold, offset=0):
     """Hard NMS. boxes (N, 4) x1y1x2y2, scores (N,) -> kept indices (K,) int64."""
+    import torch
     import torchvision
     if offset not in (0, 1):
         raise ValueError(f'mmcv nms: offset must be 0 or 1, got {offset!r}')
     if offset:
         boxes = boxes.clone()
         boxes[:, 2:] += 1
-    return torchvision.ops.nms(boxes.float(), scores.float(), float(iou_threshold))
+    # mmcv's kernel compares the float32 IoU with a float32 threshold;
+    # torchvision promotes both to double. Rounding the threshold to float32
+    # first gives mmcv's decision when an IoU equals the threshold.
+    thr = float(torch.tensor(float(iou_threshold), dtype=torch.float32))
+    return torchvision.ops.nms(boxes.float(), scores.float(), thr)
 
 
 def _check_avg(pool_mode):
