@@ -158,14 +158,10 @@ def main(argv=None):
                            cfg_options=args.cfg_options,
                            progress=not args.no_progress)
 
-    from shufflenet_det.benchmark.report import (breakdown_markdown,
-                                                 complexity_cells,
+    from shufflenet_det.benchmark.report import (complexity_cells,
                                                  metrics_cells, write_report)
     paths = write_report(args.out, report, metrics_cells(args.metrics),
                          complexity_cells())
-    paths['breakdown'] = osp.join(args.out, 'breakdown.md')
-    with open(paths['breakdown'], 'w') as f:
-        f.write(breakdown_markdown(report))
     print(f'done in {time.perf_counter() - start:.0f} s: ' +
           ', '.join([out_json] + list(paths.values())))
 
