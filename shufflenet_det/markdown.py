@@ -1,5 +1,14 @@
-"""Markdown tables, written one way for every report of this package."""
+"""Markdown tables and cells, written one way for every report of this
+package."""
 from typing import Iterable, List, Optional, Sequence
+
+from .table7 import MISSING
+
+
+def fmt(value, spec: str = '.1f') -> str:
+    """``value`` formatted by ``spec``, or :data:`~.table7.MISSING` when
+    None: the one way a number this project did not measure is shown."""
+    return MISSING if value is None else format(value, spec)
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]],

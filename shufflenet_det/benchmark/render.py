@@ -7,7 +7,7 @@ measures or reads files.
 import os.path as osp
 from typing import List, Optional, Sequence
 
-from shufflenet_det.markdown import markdown_table
+from shufflenet_det.markdown import fmt, markdown_table
 from shufflenet_det.table7 import FAMILIES, FOCUS_CELL, LEVELS, MISSING
 
 
@@ -27,10 +27,6 @@ def _gemm_sentence(gemm: dict) -> str:
 def _gemm_reference(gemm: dict) -> float:
     """The GEMM rate that ``gemm_fraction`` values are relative to."""
     return gemm.get('macs_per_s_reference', gemm['macs_per_s_best'])
-
-
-def _fmt(value, spec: str = '.1f') -> str:
-    return MISSING if value is None else format(value, spec)
 
 
 def _speed(images_per_s: Optional[dict]) -> str:
@@ -67,10 +63,10 @@ def _config_row(family: str, level: str, ours: dict,
     same += ' / ' + {None: MISSING, True: 'yes', False: 'NO'}[
         ours.get('detections_equal')]
     cells = [family, level, config, speed,
-             _fmt(macs / 1e9 if macs else None),
-             _fmt(rate / 1e9 if rate else None),
+             fmt(macs / 1e9 if macs else None),
+             fmt(rate / 1e9 if rate else None),
              _percent(ours['gemm_fraction']),
-             _fmt(ours['peer_ratio'], '.2f'), same]
+             fmt(ours['peer_ratio'], '.2f'), same]
     return cells
 
 
@@ -150,7 +146,7 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
     lines += [f'`{MISSING}` = not measured by this project. Paper values in '
               'parentheses.', '', '## mmAP (%), COCO val2017 = minival', '']
     lines += _row_table('Model', merged, lambda c: (
-        f"{_fmt(c['ours']['mmap'])} ({c['paper']['mmap']})"))
+        f"{fmt(c['ours']['mmap'])} ({c['paper']['mmap']})"))
     lines += ['', f'## Speed (images/s): ours on {device} (paper: GPU, '
               'batch 4)', '']
     lines += _row_table('Model', merged, lambda c: (
@@ -160,7 +156,7 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
         lines += _peer_ratio_lines(merged, peer)
     lines += ['', '## Complexity: MFLOPs at 224x224 (classifier '
               'convention of `shufflenet_det.complexity`)', '']
-    lines += _row_table('Model', merged, lambda c: _fmt(c['ours']['mflops']))
+    lines += _row_table('Model', merged, lambda c: fmt(c['ours']['mflops']))
     if plot_name:
         lines += ['', f'![speed vs MFLOPs]({plot_name})']
     lines += _per_config_lines(merged)
@@ -186,11 +182,11 @@ def _backend_row(r: dict) -> List[str]:
     same = {None: MISSING, True: 'yes', False: 'NO'}[r['detections_equal']]
     return [r['backend'], f"{r['family']} {r['level']}",
             f"{(r['date'] or MISSING)[:16]}, {load}",
-            _fmt(r['images_per_s'], '.2f'),
-            _fmt(r['torch_images_per_s'], '.2f'),
-            _fmt(r['peer_images_per_s'], '.3f'),
-            f"{_fmt(r['peer_ratio'], '.2f')}x",
-            f"{_fmt(r['interleaved'], '.2f')}x", same]
+            fmt(r['images_per_s'], '.2f'),
+            fmt(r['torch_images_per_s'], '.2f'),
+            fmt(r['peer_images_per_s'], '.3f'),
+            f"{fmt(r['peer_ratio'], '.2f')}x",
+            f"{fmt(r['interleaved'], '.2f')}x", same]
 
 
 def _backend_lines(rows: List[dict]) -> List[str]:
@@ -220,17 +216,17 @@ def _eager_lines(merged: dict, peer: dict) -> List[str]:
                       f"| plain (as the config builds it) | as shipped | "
                       f"{_speed(ours['eager']['images_per_s'])} | "
                       f"{_speed(peer['shipped']['images_per_s'])} | "
-                      f"{_fmt(ours['eager_peer_ratio'], '.2f')}x"
+                      f"{fmt(ours['eager_peer_ratio'], '.2f')}x"
                       f"{_inter(ours['eager'].get('interleaved'))} |",
                       f"| deployed | deployed alike | "
                       f"{_speed(ours['images_per_s'])} | "
                       f"{_speed(peer['images_per_s'])} | "
-                      f"{_fmt(ours['peer_ratio'], '.2f')}x"
+                      f"{fmt(ours['peer_ratio'], '.2f')}x"
                       f"{_inter(ours['peer_ratio_interleaved'], True)} |",
                       f"| deployed | as shipped | "
                       f"{_speed(ours['images_per_s'])} | "
                       f"{_speed(peer['shipped']['images_per_s'])} | "
-                      f"{_fmt(ours['peer_shipped_ratio'], '.2f')}x |",
+                      f"{fmt(ours['peer_shipped_ratio'], '.2f')}x |",
                       '', 'The fair figures are the first two rows (equal '
                       'treatment); the last row flatters us and is shown '
                       'only so that it is not mistaken for a fair one. '
@@ -272,8 +268,8 @@ def _breakdown_row(r: dict, with_macs: bool) -> List[str]:
              f"{r['ms_per_batch']:.1f}", f"{100 * r['share']:.1f}%"]
     if with_macs:
         macs, rate = r.get('macs_per_batch'), r.get('macs_per_s')
-        cells += [_fmt(macs / 1e9 if macs else None, '.2f'),
-                  _fmt(rate / 1e9 if rate else None),
+        cells += [fmt(macs / 1e9 if macs else None, '.2f'),
+                  fmt(rate / 1e9 if rate else None),
                   _percent(r.get('gemm_fraction'))]
     return cells
 
@@ -355,7 +351,7 @@ def _every_config_lines(results: List[dict]) -> List[str]:
         ms = {row['part']: row['ms_per_batch'] for row in r['breakdown']}
         total = sum(row['ms_per_batch'] for row in r['breakdown']
                     if not row.get('parallel'))
-        rows.append([r['name']] + [_fmt(ms.get(p), '.0f') for p in parts]
+        rows.append([r['name']] + [fmt(ms.get(p), '.0f') for p in parts]
                     + [f'{total:.0f}'])
     return ['', '## Every config (ms / batch)', ''] + markdown_table(
         ['Config', *parts, 'total'], rows)

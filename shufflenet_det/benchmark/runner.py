@@ -21,7 +21,7 @@ from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
 from shufflenet_det.engine.atomic_io import atomic_write_json
 from shufflenet_det.table7 import FOCUS_CELL, table7_cell
 
-from .env import environment, load_average
+from .env import cuda_fp32, environment, load_average
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations
@@ -446,11 +446,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         ``peer_ratio``, ``interleaved``, ``optimization``, ``equivalence``,
         ``breakdown``, load averages; or ``error``).
     """
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
-        # fp32 means fp32: no TF32 tensor-core rounding in convs or GEMMs.
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    cuda_fp32(device)
     report = dict(schema=SCHEMA, environment=environment(device),
                   settings=asdict(settings), gemm=None, peer=None,
                   results=[])
