@@ -10,8 +10,9 @@ import torchvision
 
 from shufflenet_det.analysis.macs import MacCounter
 from shufflenet_det.benchmark.parts import PartTimer, breakdown
+from shufflenet_det.benchmark.render import to_markdown
 from shufflenet_det.benchmark.report import (merge, metrics_cells,
-                                             to_markdown, write_report)
+                                             write_report)
 from shufflenet_det.benchmark.runner import resolve_configs
 from shufflenet_det.benchmark.timing import (gemm_rate, throughput,
                                              time_iterations)
@@ -268,7 +269,7 @@ def test_metrics_cells(tmp_path):
 
 def test_write_report_and_table7_tool(tmp_path):
     paths = write_report(str(tmp_path / 'a'), _benchmark_json(), {}, {})
-    assert set(paths) == {'json', 'markdown', 'plot'}
+    assert set(paths) == {'json', 'markdown', 'plot', 'breakdown'}
     assert (tmp_path / 'a/table7.png').stat().st_size > 1000
     stored = json.loads((tmp_path / 'a/table7.json').read_text())
     assert stored['cells']['MobileNet v2']['300M']['ours']['images_per_s'] \

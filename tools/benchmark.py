@@ -54,6 +54,21 @@ def parse_args(argv=None):
                         'random weights')
     parser.add_argument('--out', default='work_dirs/table7',
                         help='output directory (default: %(default)s)')
+    _add_timing_args(parser)
+    _add_comparison_args(parser)
+    parser.add_argument('--metrics', nargs='*', default=[],
+                        help='tools/test.py --metrics-out files to merge '
+                        'into the report')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='config overrides key=value (mmengine '
+                        'DictAction syntax)')
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _add_timing_args(parser: argparse.ArgumentParser) -> None:
+    """What is timed, on what, how long."""
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--img-size', type=int, nargs=2, default=(800, 1200),
                         metavar=('H', 'W'))
@@ -75,6 +90,12 @@ def parse_args(argv=None):
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--fp16', action='store_true',
                         help='CUDA autocast float16 (default: fp32)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-progress', action='store_true')
+
+
+def _add_comparison_args(parser: argparse.ArgumentParser) -> None:
+    """Deploy steps, runtime, peer and the checks around the timing."""
     parser.add_argument('--deploy', default='default',
                         help='deploy steps applied to ours and to the peer '
                         'alike: comma-separated subset of fuse_conv_bn,'
@@ -94,21 +115,15 @@ def parse_args(argv=None):
     parser.add_argument('--no-breakdown', action='store_true',
                         help='skip the per-part timing step')
     parser.add_argument('--no-profile', action='store_true',
-                        help='do not run the per-part step under '
-                        'torch.profiler (slowest operators in breakdown.md)')
+                        help='do not keep the slowest operators of the '
+                        'per-part step (torch.profiler; breakdown.md)')
     parser.add_argument('--interleave', type=int, default=3,
                         help='rounds of alternating peer / own steps per '
                         'Table 7 config, for a load-independent ratio '
                         '(default: %(default)s; 0: off)')
-    parser.add_argument('--metrics', nargs='*', default=[],
-                        help='tools/test.py --metrics-out files to merge '
-                        'into the report')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='config overrides key=value (mmengine '
-                        'DictAction syntax)')
-    args = parser.parse_args(argv)
+
+
+def _check_args(parser: argparse.ArgumentParser, args) -> None:
     if not args.configs and not args.all:
         parser.error('name configs or pass --all')
     if args.checkpoint and (args.all or len(args.configs) != 1):
@@ -120,7 +135,6 @@ def parse_args(argv=None):
     if args.batch_size < 1 or min(args.img_size) < 32:
         parser.error(f'--batch-size must be >= 1 and --img-size >= 32, got '
                      f'{args.batch_size} and {args.img_size}')
-    return args
 
 
 def main(argv=None):
@@ -158,14 +172,10 @@ def main(argv=None):
                            cfg_options=args.cfg_options,
                            progress=not args.no_progress)
 
-    from shufflenet_det.benchmark.report import (breakdown_markdown,
-                                                 complexity_cells,
+    from shufflenet_det.benchmark.report import (complexity_cells,
                                                  metrics_cells, write_report)
     paths = write_report(args.out, report, metrics_cells(args.metrics),
                          complexity_cells())
-    paths['breakdown'] = osp.join(args.out, 'breakdown.md')
-    with open(paths['breakdown'], 'w') as f:
-        f.write(breakdown_markdown(report))
     print(f'done in {time.perf_counter() - start:.0f} s: ' +
           ', '.join([out_json] + list(paths.values())))
 

@@ -13,6 +13,7 @@ import argparse
 
 from shufflenet_det.analysis.complexity import table7_complexity
 from shufflenet_det.engine.atomic_io import atomic_write_json
+from shufflenet_det.markdown import fmt
 from shufflenet_det.table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE,
                                    TABLE7_BACKBONES)
 
@@ -23,10 +24,6 @@ def parse_args():
                         help='Table 7 rows to count (default: all five)')
     parser.add_argument('--json', help='also write the rows to this JSON file')
     return parser.parse_args()
-
-
-def _fmt(value, spec):
-    return '—' if value is None else format(value, spec)
 
 
 def _vs_paper(row) -> str:
@@ -47,8 +44,8 @@ def format_table(rows) -> str:
             f"| {r['family']} | {r['level']} | {r['cfg']['type']}({cfg}) | "
             f"{r['macs'] / 1e6:.1f} | {100 * (r['level_ratio'] - 1):+.1f}%"
             f"{flag} | {r['params'] / 1e6:.3f} M | "
-            f"{_fmt(r['paper']['mflops'], 'g')} | {_vs_paper(r)} | "
-            f"{_fmt(r['paper']['mparams'], 'g')}{' M' if r['paper']['mparams'] else ''} | "
+            f"{fmt(r['paper']['mflops'], 'g')} | {_vs_paper(r)} | "
+            f"{fmt(r['paper']['mparams'], 'g')}{' M' if r['paper']['mparams'] else ''} | "
             f"{r['paper']['model']} "
             f"({r['paper']['source']}) |")
     return '\n'.join(lines)

@@ -18,8 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from shufflenet_det.benchmark.report import (  # noqa: E402
-    breakdown_markdown, complexity_cells, load_json, metrics_cells,
-    write_report)
+    complexity_cells, load_json, metrics_cells, write_report)
 
 
 def parse_args(argv=None):
@@ -50,10 +49,6 @@ def main(argv=None):
         args.out, benchmark, metrics_cells(args.metrics),
         {} if args.no_complexity else complexity_cells(),
         [load_json(path) for path in args.backends])
-    if benchmark:
-        paths['breakdown'] = osp.join(args.out, 'breakdown.md')
-        with open(paths['breakdown'], 'w') as f:
-            f.write(breakdown_markdown(benchmark))
     print('wrote ' + ', '.join(paths.values()))
 
 

@@ -3,10 +3,12 @@
 The paper's complexity levels (Table 7: 40/140/300/500 MFLOPs) and its Table
 5 / Table 8 numbers are multiply-adds of a *classification* network at
 224x224: the backbone plus global average pooling and a 1000-class
-fully-connected layer. The table that maps each of Table 7's 5 families x 4
-levels to a backbone config, and the paper's numbers beside it, are in
-:mod:`shufflenet_det.table7`; this module has :func:`classifier_complexity`,
-which counts a config with ``mmengine.analysis`` under that convention.
+fully-connected layer, counted by the package's one MAC counter
+(:class:`~shufflenet_det.analysis.macs.MacCounter`). The table that maps
+each of Table 7's 5 families x 4 levels to a backbone config, and the
+paper's numbers beside it, are in :mod:`shufflenet_det.table7`; this module
+has :func:`classifier_complexity`, which counts a config under that
+convention.
 
 Counting convention (:data:`COUNTING_CONVENTION`): multiply-adds of
 convolutions and fully-connected layers, 1 MAC = 1 FLOP (as in the paper and
@@ -29,27 +31,12 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
-from mmengine.analysis import FlopAnalyzer, parameter_count
 from torch import Tensor
 
 from .. import models  # noqa: F401  (registers the backbones)
-from ..table7 import (COUNTING_CONVENTION, LEVEL_TOLERANCE, LEVELS,
-                     PAPER_COMPLEXITY, TABLE7_BACKBONES)
-
-
-# mmengine's FlopAnalyzer also charges norms and pooling by default; the
-# paper's numbers (and torchvision's) count convolutions and fc layers only.
-# These ops get a zero handle: ``set_op_handle(op=None)`` does not work for
-# ops that have a default handle in mmengine 0.10.7 (it only adds them to an
-# ignore list that is consulted for ops *without* a handle).
-_UNCOUNTED_OPS = ('aten::batch_norm', 'aten::group_norm', 'aten::layer_norm',
-                  'aten::instance_norm', 'aten::adaptive_avg_pool2d',
-                  'aten::upsample_nearest2d', 'aten::upsample_bilinear2d',
-                  'aten::grid_sampler')
-
-
-def _not_counted(inputs, outputs) -> int:
-    return 0
+from ..table7 import (LEVEL_TOLERANCE, LEVELS, PAPER_COMPLEXITY,
+                      TABLE7_BACKBONES)
+from .macs import MacCounter
 
 
 class BackboneClassifier(nn.Module):
@@ -93,14 +80,10 @@ def count_complexity(model: nn.Module,
         (int, all parameters of ``model``).
     """
     model.eval()
-    inputs = (torch.zeros(1, 3, input_size, input_size), )
-    analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(**{op: _not_counted for op in _UNCOUNTED_OPS})
-    analyzer.unsupported_ops_warnings(False)
-    analyzer.uncalled_modules_warnings(False)
-    with torch.no_grad():
-        macs = analyzer.total()
-    return dict(macs=int(macs), params=int(parameter_count(model)['']))
+    with MacCounter(model) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    return dict(macs=counter.total,
+                params=sum(p.numel() for p in model.parameters()))
 
 
 def classifier_complexity(backbone_cfg: dict,

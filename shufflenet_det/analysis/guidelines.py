@@ -306,23 +306,14 @@ def build_variant(table: int, row: int, col: int,
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-adds of the convolutions for one forward of ``x``.
+    """Multiply-adds of the convolutions (and linear layers) for one forward
+    of ``x``, by the package's one counter
+    (:class:`~shufflenet_det.analysis.macs.MacCounter`).
 
-    Counted from each conv's output shape (output elements x in/groups x
+    Counted from each layer's output shape (output elements x in/groups x
     kernel area), so it is independent of how the model wires them.
     """
-    total = [0]
-
-    def hook(module, inputs, output):
-        k = math.prod(module.kernel_size)
-        total[0] += output.numel() * module.in_channels // module.groups * k
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return total[0]
+    from .macs import MacCounter
+    with MacCounter(model) as counter, torch.inference_mode():
+        model(x)
+    return counter.total

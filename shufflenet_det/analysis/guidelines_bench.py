@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..benchmark.env import cpu_name, cuda_fp32, load_average
 from .guidelines import (ASSUMPTIONS, INPUT_SIZE, PAPER_TABLES, PAPER_UNIT,
                          build_variant, count_macs)
 
@@ -42,11 +43,7 @@ def configure_backend(device: torch.device,
     """
     device = torch.device(device)
     if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
-        return dict(cudnn_benchmark=True, tf32=False,
-                    cudnn=torch.backends.cudnn.version())
+        return cuda_fp32(device)
     if threads:
         torch.set_num_threads(threads)
     return dict(threads=torch.get_num_threads())
@@ -165,15 +162,6 @@ class RunSettings:
         return 'gpu' if torch.device(self.device).type == 'cuda' else 'arm'
 
 
-def load_average() -> Optional[List[float]]:
-    """1/5/15-minute load averages (None where the OS has none)."""
-    import os
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def measure_table(table: int, settings: RunSettings,
                   sync: Optional[Callable[[], None]] = None,
                   progress: Optional[Callable[[str], None]] = None) -> dict:
@@ -264,16 +252,7 @@ def machine_description(device: torch.device) -> str:
     """Host, CPU model and core count, and the GPU's name on CUDA."""
     import os
     import platform
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    text = f'{platform.node()}: {cpu}, {os.cpu_count()} cores'
+    text = f'{platform.node()}: {cpu_name()}, {os.cpu_count()} cores'
     if torch.device(device).type == 'cuda':
         text += f', {torch.cuda.get_device_name(device)}'
     return text

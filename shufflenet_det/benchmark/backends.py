@@ -23,8 +23,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
+
 #: ``--backend`` choices; 'torch' is the PyTorch path of runner.py itself.
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
+BACKENDS = ('torch', *ONNX_BACKENDS)
 
 
 def backend_version(backend: str) -> str:

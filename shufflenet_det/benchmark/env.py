@@ -52,6 +52,18 @@ def load_average() -> Optional[List[float]]:
         return None
 
 
+def cuda_fp32(device: torch.device) -> dict:
+    """On CUDA: cuDNN benchmark mode on, TF32 off (fp32 means fp32: no
+    tensor-core rounding in convs or GEMMs); returns what was set."""
+    if torch.device(device).type != 'cuda':
+        return {}
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return dict(cudnn_benchmark=True, tf32=False,
+                cudnn=torch.backends.cudnn.version())
+
+
 def command_line() -> str:
     """The command that started this process, shell-quoted."""
     return shlex.join(['python'] + sys.argv)

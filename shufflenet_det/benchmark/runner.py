@@ -1,5 +1,6 @@
 """The benchmark run: GEMM reference, peer, then every config, one JSON."""
 import copy
+import functools
 import gc
 import glob
 import os.path as osp
@@ -10,19 +11,20 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 
+from shufflenet_det.analysis.macs import MacCounter
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
+from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
+                                          verify_parts)
 from shufflenet_det.engine.atomic_io import atomic_write_json
-from shufflenet_det.table7 import FOCUS_CELL
+from shufflenet_det.table7 import FOCUS_CELL, table7_cell
 
-from .env import environment, load_average
-from shufflenet_det.analysis.macs import MacCounter
+from .env import cuda_fp32, environment, load_average
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, PEER_PARTS, build_peer, peer_inputs, peer_step
 from .timing import gemm_rate, synchronize, throughput, time_iterations
-from shufflenet_det.deploy.verify import (PartRecorder,
-                                          compare_detections, verify_parts)
 
 SCHEMA = 'shufflenet_det.benchmark/2'
 
@@ -200,6 +202,83 @@ def _timed(step: Callable[[], object], settings: BenchmarkSettings,
     return out
 
 
+def _reference(model: nn.Module, step: Callable[[], object],
+               mac_parts: Sequence[str], check_parts: Sequence[str],
+               device: torch.device, result: dict) -> Tuple[object, dict]:
+    """One step of the plain model, before any deploy step.
+
+    It counts the multiply-adds (no deploy step adds, drops or resizes a
+    convolution or linear layer) and records the inputs and outputs of
+    ``check_parts``; returns the detections and those records.
+    """
+    with MacCounter(model, mac_parts) as counter, \
+            PartRecorder(model, check_parts) as recorder:
+        synchronize(device)
+        start = time.perf_counter()
+        reference = step()
+        synchronize(device)
+    result['reference_call_s'] = time.perf_counter() - start
+    result['macs_per_batch'] = counter.total
+    result['macs_by_part'] = dict(counter.by_part)
+    return reference, recorder.calls
+
+
+def _deploy(model: nn.Module, step: Callable[[], object], calls: dict,
+            settings: BenchmarkSettings, device: torch.device,
+            result: dict, **deploy_kwargs) -> None:
+    """Apply the deploy steps; check every recorded part against the plain
+    model's (identical inputs)."""
+    result['deploy'] = deploy_model(model, settings.deploy, **deploy_kwargs)
+    if calls:
+        check = verify_parts(model, calls, device)
+        result['equivalence'] = check
+        result['equivalence_ok'] = all(
+            'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
+            for c in check.values())
+
+
+def _breakdown(model: nn.Module, step: Callable[[], object], parts,
+               settings: BenchmarkSettings, device: torch.device,
+               gemm: Optional[dict], result: dict) -> None:
+    """One step timed part by part (and its slowest operators)."""
+    if not settings.breakdown:
+        return
+    if result['deploy']['compiled']:
+        # Wrapping a compiled module's forward would recompile it.
+        result['breakdown_skipped'] = 'compiled parts'
+        return
+    sync = (lambda: torch.cuda.synchronize(device)) \
+        if device.type == 'cuda' else None
+    with PartTimer(model, parts, sync=sync, device=device) as timer:
+        synchronize(device)
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        total = time.perf_counter() - start
+    result['breakdown'] = breakdown(timer.seconds, total, 1, timer.parallel)
+    _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
+    if settings.profile:
+        result['top_ops'] = top_operators(timer.profile)
+
+
+def _build(config: str, settings: BenchmarkSettings, device: torch.device,
+           cfg_options: Optional[dict], result: dict):
+    """Our detector from ``config`` and one step of it on a random batch."""
+    from shufflenet_det.apis import (build_detector, detector_step,
+                                     load_config, make_batch)
+    start = time.perf_counter()
+    cfg = load_config(config, cfg_options)
+    backbone_cfg = copy.deepcopy(cfg.model.get('backbone', {}))
+    backbone_cfg.pop('init_cfg', None)
+    result['backbone'] = backbone_cfg.to_dict() if hasattr(
+        backbone_cfg, 'to_dict') else dict(backbone_cfg)
+    result['table7'] = table7_cell(result['backbone'])
+    model = build_detector(cfg, device, settings.checkpoint, settings.seed)
+    data = make_batch(settings.batch_size, settings.img_size, settings.seed)
+    result['build_s'] = time.perf_counter() - start
+    return model, data, detector_step(model, data, device, settings.fp16)
+
+
 def benchmark_detector(config: str, settings: BenchmarkSettings,
                        device: torch.device,
                        gemm: Optional[dict] = None,
@@ -216,8 +295,8 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     part's inputs/outputs and the final detections; for
     ``settings.eager_cells``, time the plain model; apply the deploy steps;
     check each deployed part and the final detections against the plain
-    ones; first call; warm-up; timed steps; one step with part timers (and
-    ``torch.profiler``).
+    ones; first call; warm-up; timed steps; one step with part timers
+    under ``torch.profiler``.
 
     Args:
         config (str): Config path.
@@ -235,82 +314,34 @@ def benchmark_detector(config: str, settings: BenchmarkSettings,
     Returns:
         dict: See :func:`run_benchmark`.
     """
-    from shufflenet_det.apis import (build_detector, detector_step,
-                                     load_config, make_batch)
-    from shufflenet_det.table7 import table7_cell
     result = dict(config=config, name=osp.splitext(osp.basename(config))[0],
                   load_average_start=load_average())
-    start = time.perf_counter()
-    cfg = load_config(config, cfg_options)
-    backbone_cfg = copy.deepcopy(cfg.model.get('backbone', {}))
-    backbone_cfg.pop('init_cfg', None)
-    result['backbone'] = backbone_cfg.to_dict() if hasattr(
-        backbone_cfg, 'to_dict') else dict(backbone_cfg)
-    result['table7'] = cell = table7_cell(result['backbone'])
-    model = build_detector(cfg, device, settings.checkpoint, settings.seed)
-    data = make_batch(settings.batch_size, settings.img_size, settings.seed)
-    step = detector_step(model, data, device, settings.fp16)
-    result['build_s'] = time.perf_counter() - start
-
-    # Reference step of the plain model: it counts the multiply-adds (no
-    # deploy step adds, drops or resizes a convolution or linear layer) and
-    # records each part's inputs and outputs and the final detections.
-    with MacCounter(model, MAC_PARTS) as counter, PartRecorder(
-            model, CHECK_PARTS if settings.verify else ()) as recorder:
-        synchronize(device)
-        start = time.perf_counter()
-        reference = step()
-        synchronize(device)
-    result['reference_call_s'] = time.perf_counter() - start
-    result['macs_per_batch'] = counter.total
-    result['macs_by_part'] = dict(counter.by_part)
-    calls = recorder.calls
-    if _in_cells(cell, settings.eager_cells):
-        result['eager'] = _timed(step, settings, device,
-                                 result['name'] + ' (plain)', progress,
-                                 counter.total, gemm)
+    model, data, step = _build(config, settings, device, cfg_options, result)
+    cell, name = result['table7'], result['name']
+    reference, calls = _reference(model, step, MAC_PARTS, CHECK_PARTS
+                                  if settings.verify else (), device, result)
+    timed = functools.partial(_timed, settings=settings, device=device,
+                              progress=progress,
+                              macs=result['macs_per_batch'], gemm=gemm)
+    eager = _in_cells(cell, settings.eager_cells)
+    if eager:
+        result['eager'] = timed(step, desc=name + ' (plain)')
         if peer_shipped_step is not None and settings.interleave > 0:
             result['eager']['interleaved'] = interleaved_ratio(
                 step, peer_shipped_step, device, settings.interleave)
-    result['deploy'] = deploy_model(model, settings.deploy)
-    if calls:
-        check = verify_parts(model, calls, device)
-        del calls
-        result['equivalence'] = check
-        result['equivalence_ok'] = all(
-            'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
-            for c in check.values())
+    _deploy(model, step, calls, settings, device, result)
+    del calls
     if settings.backend != 'torch':
         from .backends import detector_backend_step
-        if _in_cells(cell, settings.eager_cells):
-            result['torch_deployed'] = _timed(
-                step, settings, device, result['name'] + ' (torch)',
-                progress, counter.total, gemm)
+        if eager:
+            result['torch_deployed'] = timed(step, desc=name + ' (torch)')
         step, result['backend'] = detector_backend_step(model, data,
                                                         settings.backend)
     if settings.verify:
         result['detections'] = compare_detections(reference, step())
     del reference
-    result.update(_timed(step, settings, device, result['name'], progress,
-                         counter.total, gemm))
-    if settings.breakdown and result['deploy']['compiled']:
-        # Wrapping a compiled module's forward would recompile it.
-        result['breakdown_skipped'] = 'compiled parts'
-    elif settings.breakdown:
-        sync = (lambda: torch.cuda.synchronize(device)) \
-            if device.type == 'cuda' else None
-        with PartTimer(model, DETECTOR_PARTS, sync=sync,
-                       device=device) as timer:
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            total = time.perf_counter() - start
-        result['breakdown'] = breakdown(timer.seconds, total, 1,
-                                        timer.parallel)
-        _part_macs(result['breakdown'], result.get('macs_by_part', {}), gemm)
-        if settings.profile:
-            result['top_ops'] = top_operators(timer.profile)
+    result.update(timed(step, desc=name))
+    _breakdown(model, step, DETECTOR_PARTS, settings, device, gemm, result)
     if peer_step is not None and settings.interleave > 0 and cell and (
             settings.interleave_cells is None
             or _in_cells(cell, settings.interleave_cells)):
@@ -352,7 +383,8 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
                    ) -> Tuple[dict, Callable[[], object],
                               Callable[[], object]]:
     """Measure :data:`PEER_NAME` at the same batch and input size, as
-    shipped and after the same deploy steps as ours.
+    shipped and after the same deploy steps as ours, through the same steps
+    as :func:`benchmark_detector`.
 
     Returns:
         tuple: The result dict, the deployed peer's step and the shipped
@@ -371,17 +403,15 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     images = peer_inputs(settings.batch_size, settings.img_size, device,
                          settings.seed)
     step = peer_step(model, images)
-    with MacCounter(model, PEER_PARTS) as counter:
-        synchronize(device)
-        reference = step()
-        synchronize(device)
-    result['macs_per_batch'] = counter.total
-    result['macs_by_part'] = dict(counter.by_part)
-    result['shipped'] = _timed(step, settings, device, 'peer (shipped)',
-                               progress, counter.total, gemm)
+    reference, _ = _reference(model, step, PEER_PARTS, (), device, result)
+    del result['reference_call_s']
+    timed = functools.partial(_timed, settings=settings, device=device,
+                              progress=progress,
+                              macs=result['macs_per_batch'], gemm=gemm)
+    result['shipped'] = timed(step, desc='peer (shipped)')
     shipped_step = peer_step(copy.deepcopy(model), images)
-    result['deploy'] = deploy_model(model, settings.deploy,
-                                    compile_parts=DENSE_PARTS)
+    _deploy(model, step, {}, settings, device, result,
+            compile_parts=DENSE_PARTS)
     if settings.backend != 'torch':
         from .backends import peer_backend_step
         step, result['backend'] = peer_backend_step(model, images,
@@ -389,15 +419,10 @@ def benchmark_peer(settings: BenchmarkSettings, device: torch.device,
     if settings.verify:
         result['detections'] = compare_detections(reference, step())
     del reference
-    result.update(_timed(step, settings, device, 'peer', progress,
-                         counter.total, gemm))
-    if settings.breakdown and not result['deploy']['compiled']:
-        with PartTimer(model, PEER_TIME_PARTS, device=device) as timer:
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            total = time.perf_counter() - start
-        result['breakdown'] = breakdown(timer.seconds, total, 1)
+    result.update(timed(step, desc='peer'))
+    _breakdown(model, step, PEER_TIME_PARTS, settings, device, None, result)
+    for key in ('top_ops', 'breakdown_skipped'):
+        result.pop(key, None)
     result['load_average_end'] = load_average()
     return result, step, shipped_step
 
@@ -421,68 +446,87 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         ``peer_ratio``, ``interleaved``, ``optimization``, ``equivalence``,
         ``breakdown``, load averages; or ``error``).
     """
-    if device.type == 'cuda':
-        torch.backends.cudnn.benchmark = True
-        # fp32 means fp32: no TF32 tensor-core rounding in convs or GEMMs.
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+    cuda_fp32(device)
     report = dict(schema=SCHEMA, environment=environment(device),
                   settings=asdict(settings), gemm=None, peer=None,
                   results=[])
     report['settings']['deploy'] = list(settings.deploy)
     if gemm:
-        report['gemm'] = gemm_rate(device)
-        g = report['gemm']
-        log(f"fp32 GEMM {g['n']}^3: torch.mm "
-            f"{g['mm']['macs_per_s_best'] / 1e9:.1f} GMAC/s, 1x1 conv "
-            f"{g['conv1x1']['macs_per_s_best'] / 1e9:.1f} GMAC/s (best of "
-            f"{g['iters']})")
-    the_peer_step = peer_shipped_step = None
-    if peer:
-        try:
-            report['peer'], the_peer_step, peer_shipped_step = \
-                benchmark_peer(settings, device, report['gemm'], progress)
-        except Exception as exc:  # noqa: BLE001  (record; ours still run)
-            report['peer'] = None
-            report['peer_error'] = f'{type(exc).__name__}: {exc}'
-            log(f'peer {PEER_NAME}: FAILED ({report["peer_error"]})')
-        else:
-            log(f"peer {PEER_NAME}: "
-                f"{report['peer']['images_per_s']['median']:.3f} images/s")
+        report['gemm'] = _gemm_start(device, log)
+    peer_steps = _run_peer(report, settings, device, progress, log) \
+        if peer else (None, None)
     atomic_write_json(report, out_json)
     for config in configs:
-        try:
-            result = benchmark_detector(config, settings, device,
-                                        report['gemm'], cfg_options, progress,
-                                        the_peer_step, peer_shipped_step)
-        except Exception as exc:  # noqa: BLE001  (record and go on)
-            result = dict(config=config,
-                          name=osp.splitext(osp.basename(config))[0],
-                          error=f'{type(exc).__name__}: {exc}',
-                          traceback=traceback.format_exc(limit=6))
-            log(f"{result['name']}: FAILED ({result['error']})")
-        else:
-            if report['peer']:
-                _peer_ratios(result, report['peer'])
-            log(_summary(result))
-        report['results'].append(result)
+        report['results'].append(_run_config(
+            config, report, settings, device, cfg_options, progress,
+            peer_steps, log))
         atomic_write_json(report, out_json)
         gc.collect()
     if gemm:
-        # Contention only slows a GEMM down: measure again at the end and
-        # keep the best rate as this machine's reference.
-        end = gemm_rate(device)
-        report['gemm']['end'] = end
-        report['gemm']['macs_per_s_reference'] = max(
-            report['gemm']['macs_per_s_best'], end['macs_per_s_best'])
-        for item in report['results'] + [report['peer'] or {}]:
-            for timed in (item, item.get('eager') or {},
-                          item.get('shipped') or {}):
-                _set_gemm_fraction(timed,
-                                   report['gemm']['macs_per_s_reference'])
+        _gemm_end(report, device)
     report['environment']['load_average_end'] = load_average()
     atomic_write_json(report, out_json)
     return report
+
+
+def _gemm_start(device: torch.device, log) -> dict:
+    gemm = gemm_rate(device)
+    log(f"fp32 GEMM {gemm['n']}^3: torch.mm "
+        f"{gemm['mm']['macs_per_s_best'] / 1e9:.1f} GMAC/s, 1x1 conv "
+        f"{gemm['conv1x1']['macs_per_s_best'] / 1e9:.1f} GMAC/s (best of "
+        f"{gemm['iters']})")
+    return gemm
+
+
+def _gemm_end(report: dict, device: torch.device) -> None:
+    """Contention only slows a GEMM down: measure again at the end and keep
+    the best rate as this machine's reference."""
+    gemm = report['gemm']
+    gemm['end'] = end = gemm_rate(device)
+    gemm['macs_per_s_reference'] = max(gemm['macs_per_s_best'],
+                                       end['macs_per_s_best'])
+    for item in report['results'] + [report['peer'] or {}]:
+        for timed in (item, item.get('eager') or {},
+                      item.get('shipped') or {}):
+            _set_gemm_fraction(timed, gemm['macs_per_s_reference'])
+
+
+def _run_peer(report: dict, settings: BenchmarkSettings,
+              device: torch.device, progress: bool, log) -> tuple:
+    """:func:`benchmark_peer` into ``report``; a failure is recorded, and
+    ours still run. Returns the deployed and shipped peer steps."""
+    try:
+        report['peer'], step, shipped_step = benchmark_peer(
+            settings, device, report['gemm'], progress)
+    except Exception as exc:  # noqa: BLE001  (record; ours still run)
+        report['peer'] = None
+        report['peer_error'] = f'{type(exc).__name__}: {exc}'
+        log(f'peer {PEER_NAME}: FAILED ({report["peer_error"]})')
+        return None, None
+    log(f"peer {PEER_NAME}: "
+        f"{report['peer']['images_per_s']['median']:.3f} images/s")
+    return step, shipped_step
+
+
+def _run_config(config: str, report: dict, settings: BenchmarkSettings,
+                device: torch.device, cfg_options: Optional[dict],
+                progress: bool, peer_steps: tuple, log) -> dict:
+    """:func:`benchmark_detector`; a failure is recorded with its error and
+    the run goes on."""
+    try:
+        result = benchmark_detector(config, settings, device, report['gemm'],
+                                    cfg_options, progress, *peer_steps)
+    except Exception as exc:  # noqa: BLE001  (record and go on)
+        result = dict(config=config,
+                      name=osp.splitext(osp.basename(config))[0],
+                      error=f'{type(exc).__name__}: {exc}',
+                      traceback=traceback.format_exc(limit=6))
+        log(f"{result['name']}: FAILED ({result['error']})")
+        return result
+    if report['peer']:
+        _peer_ratios(result, report['peer'])
+    log(_summary(result))
+    return result
 
 
 def _set_gemm_fraction(result: dict, reference: float) -> None:

@@ -370,23 +370,8 @@ class BaseDetBackbone(BaseModule):
             ValueError: If a tensor's shape differs from the model's (wrong
                 width or arch) or if no key of the checkpoint matches.
         """
-        raw = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-        state = raw
-        for key in ('state_dict', 'model'):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
-        if not isinstance(state, dict):
-            raise ValueError(f'{checkpoint}: expected a state dict, got '
-                             f'{type(state).__name__}')
-        state = OrderedDict(
-            (k[len('module.'):] if k.startswith('module.') else k, v)
-            for k, v in state.items())
-        if prefix is None and any(k.startswith('backbone.') for k in state):
-            prefix = 'backbone.'
-        if prefix:
-            state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
-                                if k.startswith(prefix))
-        state = self.convert_pretrained(state)
+        state = self.convert_pretrained(
+            _read_state_dict(checkpoint, prefix))
         # Stages after the last out index are not built (_check_contract):
         # a classifier's weights for them (e.g. ShuffleNet V2's conv5) have
         # no destination by design, so they are set aside, not "unused".
@@ -395,6 +380,19 @@ class BaseDetBackbone(BaseModule):
         skipped = [k for k in state if k.startswith(unbuilt)]
         state = OrderedDict((k, v) for k, v in state.items()
                             if not k.startswith(unbuilt))
+        matched = self._check_pretrained(checkpoint, state)
+        with torch.no_grad():
+            self.load_state_dict(state, strict=False)
+        #: Keys this checkpoint provided (subclasses initialise the rest).
+        self.loaded_keys = set(matched)
+        self._report_pretrained(checkpoint, state, matched, skipped, unbuilt)
+        # Re-apply freezing: load_state_dict does not touch requires_grad, but
+        # keep the contract explicit after any weight surgery.
+        self._freeze_stages()
+
+    def _check_pretrained(self, checkpoint: str, state: dict) -> list:
+        """The keys of ``state`` this backbone has; raises ``ValueError`` if
+        a tensor does not fit or none matches."""
         own = self.state_dict()
         mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model '
                       f'{tuple(own[k].shape)}' for k, v in state.items()
@@ -408,12 +406,14 @@ class BaseDetBackbone(BaseModule):
             raise ValueError(f'{checkpoint}: none of its {len(state)} keys '
                              f'(e.g. {list(state)[:3]}) matches '
                              f'{type(self).__name__}')
+        return matched
+
+    def _report_pretrained(self, checkpoint: str, state: dict, matched: list,
+                           skipped: list, unbuilt: tuple) -> None:
+        """Log what was loaded, and every key missing, unused or skipped."""
+        own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
-        with torch.no_grad():
-            self.load_state_dict(state, strict=False)
-        #: Keys this checkpoint provided (subclasses initialise the rest).
-        self.loaded_keys = set(matched)
         msg = f'{type(self).__name__}: loaded {len(matched)} tensors from ' \
               f'{checkpoint}'
         if missing:
@@ -425,6 +425,25 @@ class BaseDetBackbone(BaseModule):
                     f'(after the last out index): {unbuilt}')
         print_log(msg, logger='current',
                   level=logging.WARNING if missing else logging.INFO)
-        # Re-apply freezing: load_state_dict does not touch requires_grad, but
-        # keep the contract explicit after any weight surgery.
-        self._freeze_stages()
+
+
+def _read_state_dict(checkpoint: str, prefix: Optional[str]) -> OrderedDict:
+    """A checkpoint's state dict: unwrapped from ``state_dict``/``model``,
+    ``module.`` stripped, keys under ``prefix`` only (default
+    ``'backbone.'`` when it has such keys) with the prefix stripped."""
+    state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    for key in ('state_dict', 'model'):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f'{checkpoint}: expected a state dict, got '
+                         f'{type(state).__name__}')
+    state = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in state.items())
+    if prefix is None and any(k.startswith('backbone.') for k in state):
+        prefix = 'backbone.'
+    if prefix:
+        state = OrderedDict((k[len(prefix):], v) for k, v in state.items()
+                            if k.startswith(prefix))
+    return state
