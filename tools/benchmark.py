@@ -25,9 +25,11 @@ import os.path as osp
 import sys
 import time
 
-# Kineto (torch.profiler) logs a harmless "gpuGetDeviceCount failed" ERROR on
-# machines without a GPU; keep the main job's output for real problems.
-os.environ.setdefault('KINETO_LOG_LEVEL', '5')
+# Kineto (torch.profiler's C++ side) writes to stderr at every profiler
+# start/stop: "USDT: ... profiler_start/stop" (severity 5, its highest) and,
+# without a GPU, "ERROR: ... gpuGetDeviceCount failed" (3). Level 6 is above
+# every severity: the main job prints only its progress bars and results.
+os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
