@@ -40,6 +40,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
     BenchmarkSettings, resolve_configs, run_benchmark)
+from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
+                                check_config, run_tool, ToolInputError)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
 
 
@@ -107,6 +109,7 @@ def parse_args(argv=None):
                         'into the report')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-progress', action='store_true')
+    add_debug_flag(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides key=value (mmengine '
                         'DictAction syntax)')
@@ -147,7 +150,13 @@ def main(argv=None):
         profile=not args.no_profile, verify=not args.no_verify,
         interleave=args.interleave, backend=args.backend)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    configs = resolve_configs(args.configs, args.all, root)
+    try:
+        configs = resolve_configs(args.configs, args.all, root)
+    except FileNotFoundError as exc:
+        raise ToolInputError(str(exc).replace('benchmark: ', '')) from exc
+    for config in configs:
+        check_config(config, args.cfg_options)
+    check_checkpoint(args.checkpoint)
     out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
           f'[{args.backend}] '
@@ -173,4 +182,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)
