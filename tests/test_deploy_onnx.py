@@ -193,6 +193,7 @@ def test_unexportable_roi_layer_names_it(tmp_path):
                     opset=13, name='my_config.py')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', ['shufflenetv1-g3-0.5x',
                                     'mobilenetv2-0.15x'])
 def test_export_tool_other_families(tmp_path, family):
@@ -252,6 +253,7 @@ def _run_all(path, backend, images, num):
     return out[:num]
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 def test_parity_weights_detect_things(parity):
     assert parity['num'] == 122
@@ -260,6 +262,7 @@ def test_parity_weights_detect_things(parity):
     assert float(top.median()) > 5 / 81, top  # see test_e2e_deploy.py
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_parity_coco_mini(parity, backend):
@@ -274,6 +277,7 @@ def test_parity_coco_mini(parity, backend):
 
 
 # ------------------------------------------------------------ benchmark
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_benchmark_backend_steps(backend):
     """tools/benchmark.py --backend: ours and the peer exported and run on

@@ -19,6 +19,7 @@ def _run(*args, env=None, timeout=600):
         env=dict(os.environ, PYTHON=sys.executable, **(env or {})))
 
 
+@pytest.mark.slow
 def test_refuses_without_cuda(tmp_path):
     # An empty CUDA_VISIBLE_DEVICES hides every GPU, so this holds on GPU
     # machines too.
@@ -51,6 +52,7 @@ def _help(tool):
                           check=True).stdout
 
 
+@pytest.mark.slow
 def test_every_flag_exists_in_the_tools():
     """The GPU run cannot die on a renamed or removed flag."""
     text = SCRIPT.read_text()
@@ -68,6 +70,7 @@ def test_every_flag_exists_in_the_tools():
     assert '--fp16' in bench and '--all' in bench
 
 
+@pytest.mark.slow
 def test_cpu_dry_run(tmp_path):
     out = tmp_path / 'report'
     proc = _run(str(out), '--device', 'cpu', '--quick')

@@ -179,6 +179,7 @@ def test_scope_trap_is_real():
 
 
 # ------------------------------------------------------ ImageNet -> detector
+@pytest.mark.slow
 @pytest.mark.parametrize('path', IN1K, ids=[token(p) for p in IN1K])
 def test_checkpoint_loads_into_matching_light_head_config(path, tmp_path):
     from mmdet.registry import MODELS
@@ -335,6 +336,7 @@ def pretrained(imagenet_folder, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tok', SMOKE)
 def test_pretraining_smoke(tok, pretrained):
     ckpt, metrics = pretrained(tok)
@@ -346,6 +348,7 @@ def test_pretraining_smoke(tok, pretrained):
     assert any(k.startswith('backbone.stem.') for k in state)
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 @pytest.mark.parametrize('tok', SMOKE)
 def test_light_head_training_starts_from_the_checkpoint(tok, pretrained,

@@ -198,6 +198,7 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
         run_tool(module.main)
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_to_tools_test_py_as_a_user_runs_it(tmp_path):
     """The report's case, in a process of its own: before, torch's "failed
     finding central directory" after a long traceback, without the file."""
