@@ -146,6 +146,7 @@ def test_config_builds_our_backbone_under_mmpretrain_scope(path):
     assert torch.isfinite(losses['loss']) and losses['loss'] > 0
 
 
+@pytest.mark.slow
 def test_configs_are_the_table7_backbones_get_flops_counts():
     """The README's MFLOPs column (tools/get_flops.py) is about these nets."""
     from shufflenet_det.complexity import TABLE7_BACKBONES
