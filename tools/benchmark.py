@@ -40,8 +40,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
     BenchmarkSettings, resolve_configs, run_benchmark)
-from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
-                                check_config, run_tool, ToolInputError)
+from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
+                                check_checkpoint, check_config, run_tool)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
 
 
