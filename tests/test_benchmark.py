@@ -296,6 +296,7 @@ def test_write_report_and_table7_tool(tmp_path):
 
 
 # ------------------------------------------------- one real measurement
+@pytest.mark.slow
 def test_benchmark_detector_small(tmp_path):
     from shufflenet_det.benchmark.runner import (BenchmarkSettings,
                                                  benchmark_detector)

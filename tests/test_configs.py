@@ -41,6 +41,7 @@ def test_all_table7_shufflenet_configs_exist():
                 in names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', LEAVES, ids=IDS)
 def test_config_builds_and_runs_loss_and_predict(path):
     cfg = Config.fromfile(str(path))
@@ -125,6 +126,7 @@ def test_data_root_override_points_datasets_elsewhere():
 
 
 
+@pytest.mark.slow
 def test_mmdet_tools_resolve_the_runner():
     """mmdet's tools/train.py builds ``runner_type`` from mmengine's root
     RUNNERS registry before any default scope exists; tools/test.py from

@@ -198,6 +198,7 @@ def test_unexportable_roi_layer_names_it(tmp_path):
                     opset=13, name='my_config.py')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('family', ['shufflenetv1-g3-0.5x',
                                     'mobilenetv2-0.15x'])
 def test_export_tool_other_families(tmp_path, family):
@@ -518,6 +519,7 @@ def _compare(parity, candidate):
                                  parity['iou_thr'], parity['max_per_img'])
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 def test_parity_weights_detect_things(parity):
     assert parity['num'] == 122
@@ -526,6 +528,7 @@ def test_parity_weights_detect_things(parity):
     assert float(top.median()) > 5 / 81, top  # see test_e2e_deploy.py
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_parity_coco_mini(parity, backend):
@@ -540,6 +543,7 @@ def test_parity_coco_mini(parity, backend):
     assert check['matched'] >= check['detections'] - 20, check
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 def test_parity_comparison_rejects_wrong_detections(parity):
     """The boundary rules of :func:`compare_at_boundaries` explain rounding
@@ -575,6 +579,7 @@ def test_parity_comparison_rejects_wrong_detections(parity):
 
 
 # ------------------------------------------------------------ benchmark
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_benchmark_backend_steps(backend):
     """tools/benchmark.py --backend: ours and the peer exported and run on

@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 
 from tests.conftest import COCO_MINI, COCO_MINI_SKIP, CONFIGS
 
-pytestmark = COCO_MINI_SKIP
+pytestmark = [COCO_MINI_SKIP, pytest.mark.slow]
 
 CONFIG = CONFIGS / 'light_head_rcnn/' \
     'light-head-rcnn_shufflenetv2-0.5x_8xb2-150k_coco.py'

@@ -21,7 +21,7 @@ import torch
 
 from tests.conftest import COCO_MINI_SKIP, DEPLOY_CHECK_CONFIG, REPO
 
-pytestmark = COCO_MINI_SKIP
+pytestmark = [COCO_MINI_SKIP, pytest.mark.slow]
 
 CONFIG = DEPLOY_CHECK_CONFIG
 STOCK = ['model.rpn_head.type=RPNHead',

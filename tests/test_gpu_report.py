@@ -19,6 +19,7 @@ def _run(*args, env=None, timeout=600):
         env=dict(os.environ, PYTHON=sys.executable, **(env or {})))
 
 
+@pytest.mark.slow
 def test_refuses_without_cuda(tmp_path):
     # An empty CUDA_VISIBLE_DEVICES hides every GPU, so this holds on GPU
     # machines too.
@@ -51,6 +52,7 @@ def _help(tool):
                           check=True).stdout
 
 
+@pytest.mark.slow
 def test_every_flag_exists_in_the_tools():
     """The GPU run cannot die on a renamed or removed flag."""
     text = SCRIPT.read_text()
@@ -68,7 +70,10 @@ def test_every_flag_exists_in_the_tools():
     assert '--fp16' in bench and '--all' in bench
 
 
-def test_cpu_dry_run(tmp_path):
+@pytest.mark.slow
+def test_cpu_dry_run(tmp_path, monkeypatch):
+    # Kineto's own default log level, as a user has it.
+    monkeypatch.delenv('KINETO_LOG_LEVEL', raising=False)
     out = tmp_path / 'report'
     proc = _run(str(out), '--device', 'cpu', '--quick')
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -82,5 +87,18 @@ def test_cpu_dry_run(tmp_path):
         'light-head-rcnn_shufflenetv2-1x_8xb2-150k_coco']
     assert 'error' not in bench['results'][0]
     assert (out / 'table7-fp32/table7.md').is_file()
+    # The main job's console for this one-config run: its result line and
+    # nothing from the libraries, although its per-part step ran under
+    # torch.profiler, whose Kineto printed "USDT: ...
+    # SyncActivityProfilerHandler.cpp ... profiler_start" / "profiler_stop"
+    # (and, without a GPU, "ERROR: ... gpuGetDeviceCount failed").
+    assert bench['results'][0]['top_ops'], 'no profiler run: proves nothing'
+    console = (out / 'table7-fp32.log').read_text()
+    library = [line for line in console.splitlines()
+               if re.match(r'(USDT|ERROR|WARNING|INFO|STAGE|VERBOSE)[:\s]',
+                           line) or '.cpp:' in line]
+    assert not library, '\n'.join(library)
+    assert len([line for line in console.splitlines() if line.startswith(
+        'light-head-rcnn_shufflenetv2-1x_8xb2-150k_coco: ')]) == 1, console
     guide = json.loads((out / 'guidelines/guidelines.json').read_text())
     assert [t['table'] for t in guide['tables']] == [1, 2, 3, 4]

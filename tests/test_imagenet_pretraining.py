@@ -146,6 +146,7 @@ def test_config_builds_our_backbone_under_mmpretrain_scope(path):
     assert torch.isfinite(losses['loss']) and losses['loss'] > 0
 
 
+@pytest.mark.slow
 def test_configs_are_the_table7_backbones_get_flops_counts():
     """The README's MFLOPs column (tools/get_flops.py) is about these nets."""
     from shufflenet_det.table7 import TABLE7_BACKBONES
@@ -179,6 +180,7 @@ def test_scope_trap_is_real():
 
 
 # ------------------------------------------------------ ImageNet -> detector
+@pytest.mark.slow
 @pytest.mark.parametrize('path', IN1K, ids=[token(p) for p in IN1K])
 def test_checkpoint_loads_into_matching_light_head_config(path, tmp_path):
     from mmdet.registry import MODELS
@@ -335,6 +337,7 @@ def pretrained(imagenet_folder, tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tok', SMOKE)
 def test_pretraining_smoke(tok, pretrained):
     ckpt, metrics = pretrained(tok)
@@ -346,6 +349,7 @@ def test_pretraining_smoke(tok, pretrained):
     assert any(k.startswith('backbone.stem.') for k in state)
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 @pytest.mark.parametrize('tok', SMOKE)
 def test_light_head_training_starts_from_the_checkpoint(tok, pretrained,

@@ -55,6 +55,7 @@ def test_metafile_lists_every_table7_config_once():
         assert model['In Collection'] in collections
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model', META_MODELS,
                          ids=[m['Name'] for m in META_MODELS])
 def test_metafile_complexity_equals_the_code(model):
@@ -86,6 +87,7 @@ def test_model_zoo_table_matches_metafile():
         assert float(mparams) == meta[PARAMS_KEY], config
 
 
+@pytest.mark.slow
 def test_committed_files_are_the_generator_output():
     rows = table7_rows(str(REPO), complexity=count)
     assert METAFILE_PATH.read_text() == format_metafile(rows), \

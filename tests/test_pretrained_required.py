@@ -130,6 +130,7 @@ def test_train_tool_stops_before_building_naming_the_config(
     assert 'from-scratch' in message and 'not comparable' in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('layout', ['classifier', 'backbone'])
 def test_the_documented_option_gives_the_weights(layout, tmp_path):
     assert PRETRAINED_CFG_OPTIONS == (f'{OPTION}PATH', )

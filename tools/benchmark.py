@@ -25,9 +25,11 @@ import os.path as osp
 import sys
 import time
 
-# Kineto (torch.profiler) logs a harmless "gpuGetDeviceCount failed" ERROR on
-# machines without a GPU; keep the main job's output for real problems.
-os.environ.setdefault('KINETO_LOG_LEVEL', '5')
+# Kineto (torch.profiler's C++ side) writes to stderr at every profiler
+# start/stop: "USDT: ... profiler_start/stop" (severity 5, its highest) and,
+# without a GPU, "ERROR: ... gpuGetDeviceCount failed" (3). Level 6 is above
+# every severity: the main job prints only its progress bars and results.
+os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 import torch  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
@@ -38,6 +40,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
     BenchmarkSettings, resolve_configs, run_benchmark)
+from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
+                                check_checkpoint, check_config, run_tool)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
 
 
@@ -62,6 +66,7 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides key=value (mmengine '
                         'DictAction syntax)')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     _check_args(parser, args)
     return args
@@ -159,7 +164,13 @@ def main(argv=None):
         profile=not args.no_profile, verify=not args.no_verify,
         interleave=args.interleave, backend=args.backend)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    configs = resolve_configs(args.configs, args.all, root)
+    try:
+        configs = resolve_configs(args.configs, args.all, root)
+    except FileNotFoundError as exc:
+        raise ToolInputError(str(exc).replace('benchmark: ', '')) from exc
+    for config in configs:
+        check_config(config, args.cfg_options)
+    check_checkpoint(args.checkpoint)
     out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
           f'[{args.backend}] '
@@ -181,4 +192,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

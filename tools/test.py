@@ -16,12 +16,15 @@ import sys
 from datetime import datetime
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from shufflenet_det.engine.atomic_io import atomic_write_json  # noqa: E402
+
+from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
+                                check_config, run_tool)
 
 
 def parse_args():
@@ -54,6 +57,7 @@ def parse_args():
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_flag(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -63,10 +67,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    cfg = check_config(args.config, args.cfg_options)
+    check_checkpoint(args.checkpoint)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -100,4 +103,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

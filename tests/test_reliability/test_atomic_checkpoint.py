@@ -151,6 +151,7 @@ def test_same_kill_breaks_mmengine_checkpoint_hook(tmp_path, monkeypatch,
     assert problems_after_kill(tmp_path) != []
 
 
+@pytest.mark.slow
 def test_real_sigkill_while_writing(tmp_path):
     script = textwrap.dedent(f'''
         import builtins, os, signal, sys

@@ -3,6 +3,7 @@
 Without CPUDistRunner, mmengine's launcher calls torch.cuda.set_device and
 the run dies before the first iteration on a machine without a GPU.
 """
+import pytest
 import torch
 
 from tests.conftest import COCO_MINI_SKIP
@@ -11,7 +12,7 @@ from tests.test_reliability.training_runs import (TEST_CONFIGS, free_port,
                                                   logged_scalars, run, tail,
                                                   train_env)
 
-pytestmark = COCO_MINI_SKIP
+pytestmark = [COCO_MINI_SKIP, pytest.mark.slow]
 DUMP = (TEST_CONFIGS /
         'light-head-rcnn_shufflenetv2-0.5x_tiny_coco-mini_dump-params.py')
 ITERS = 10

@@ -62,6 +62,7 @@ def test_runs_before_the_checkpoint_hook():
     assert guard < prio(ParamSchedulerHook.priority)
 
 
+@pytest.mark.slow
 @COCO_MINI_SKIP
 def test_nan_in_training_stops_and_keeps_last_good_checkpoint(tmp_path):
     """The box regressor is poisoned with NaN before iteration 5; the tiny

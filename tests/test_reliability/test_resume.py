@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import torch
 
 from tests.conftest import COCO_MINI_SKIP
@@ -42,6 +43,7 @@ def kill_after_checkpoint(cmd, work_dir, iteration, timeout=240):
     return proc.returncode
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     straight, broken = tmp_path / 'straight', tmp_path / 'killed'
 

@@ -25,8 +25,9 @@ from mmengine.config import DictAction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
     __file__)))))
 
-from shufflenet_det.apis import (  # noqa: E402
-    build_detector, load_config)
+from shufflenet_det.apis import build_detector  # noqa: E402
+from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
+                                check_config, run_tool)
 from shufflenet_det.deploy.onnx import (  # noqa: E402
     DEFAULT_OPSET, ExportError, export_onnx)
 
@@ -46,6 +47,7 @@ def parse_args(argv=None):
                         help='ONNX opset, >= 16 (default: %(default)s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides key=value')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.batch < 1 or min(args.shape) < 32:
         parser.error(f'--batch must be >= 1 and --shape >= 32, got '
@@ -55,8 +57,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    model = build_detector(load_config(args.config, args.cfg_options),
-                           torch.device('cpu'), args.checkpoint)
+    cfg = check_config(args.config, args.cfg_options)
+    check_checkpoint(args.checkpoint)
+    model = build_detector(cfg, torch.device('cpu'), args.checkpoint)
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     try:
         info = export_onnx(model, args.out, tuple(args.shape), args.batch,
@@ -67,4 +70,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -15,6 +15,7 @@ _JPEG_EOI = b'\xff\xd9'
 _JPEG_SOS = 0xDA
 # Markers without a length field (TEM, RSTn, SOI, EOI).
 _STANDALONE = {0x01, *range(0xD0, 0xDA)}
+SIZE_MISMATCH_ACTIONS = ('fix', 'error')
 
 
 def jpeg_is_truncated(data: bytes) -> bool:
@@ -85,11 +86,41 @@ class RobustLoadImageFromFile(LoadImageFromFile):
       even with ``color_type='unchanged'`` (only a ``'grayscale'``
       ``color_type`` keeps one channel, as asked);
     - with ``ignore_empty=True`` a broken image is skipped (the dataset draws
-      another one) and a warning names it.
+      another one) and a warning names it;
+    - the decoded image is checked against what the annotation file states
+      about it (``width`` and ``height`` of its ``images`` entry, which
+      mmdet's CocoDataset passes on; the ``file_name`` is checked by loading
+      it; ``license``, ``coco_url``, ``flickr_url`` and ``date_captured``
+      say nothing about the pixels). On a size mismatch the annotation's
+      boxes (training) and the ground truth the predictions are scored
+      against (evaluation) would be in other coordinates than the image, so
+      by default (``size_mismatch='fix'``) the image is brought to the
+      annotated size with a warning that names the file, both sizes and what
+      was done (once per file and process): an image whose decoder applied
+      its EXIF orientation, where the annotation describes the stored pixels
+      (COCO's convention), is decoded again without it; any other image is
+      resized to the annotated width x height (the warning says when the
+      aspect ratio differs too, a sign of a different picture).
+      ``size_mismatch='error'`` raises a ``ValueError`` with the same facts
+      instead (skipped with a warning under ``ignore_empty``).
 
-    Required keys: ``img_path`` (and ``img_id`` when present, for messages).
+    Args:
+        size_mismatch (str): ``'fix'`` (default) or ``'error'``, see above.
+        *args, **kwargs: As :class:`mmcv.transforms.LoadImageFromFile`.
+
+    Required keys: ``img_path`` (and ``img_id`` when present, for messages;
+    ``width`` and ``height`` when present, for the size check).
     Added keys: ``img``, ``img_shape``, ``ori_shape``.
     """
+
+    def __init__(self, *args, size_mismatch: str = 'fix', **kwargs):
+        super().__init__(*args, **kwargs)
+        if size_mismatch not in SIZE_MISMATCH_ACTIONS:
+            raise ValueError(f'RobustLoadImageFromFile: size_mismatch must be '
+                             f'one of {SIZE_MISMATCH_ACTIONS}, got '
+                             f'{size_mismatch!r}')
+        self.size_mismatch = size_mismatch
+        self._warned = set()
 
     def transform(self, results: dict) -> Optional[dict]:
         """Load ``results['img_path']``.
@@ -104,7 +135,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         filename = results['img_path']
         culprit = f'{filename} (img_id={results.get("img_id", "?")})'
         try:
-            img = self._load(filename, culprit)
+            img, img_bytes = self._load(filename, culprit)
+            img = self._match_annotation(img, img_bytes, results, culprit)
         except (FileNotFoundError, ValueError) as e:
             if self.ignore_empty:
                 print_log(f'skipping image: {e}', logger='current',
@@ -118,7 +150,8 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         results['ori_shape'] = img.shape[:2]
         return results
 
-    def _load(self, filename: str, culprit: str) -> np.ndarray:
+    def _load(self, filename: str, culprit: str):
+        """Returns: tuple[np.ndarray, bytes]: The image and the file."""
         try:
             if self.file_client_args is not None:
                 img_bytes = fileio.FileClient.infer_client(
@@ -143,9 +176,53 @@ class RobustLoadImageFromFile(LoadImageFromFile):
         if img is None or img.size == 0:
             raise ValueError(f'cannot decode image (corrupt or not an '
                              f'image): {culprit}')
+        return self._channels(img), img_bytes
+
+    def _channels(self, img: np.ndarray) -> np.ndarray:
         if 'grayscale' in self.color_type:
             return img  # one channel was asked for explicitly
         return _to_bgr(img)
+
+    def _match_annotation(self, img: np.ndarray, img_bytes: bytes,
+                          results: dict, culprit: str) -> np.ndarray:
+        """Bring ``img`` to the annotated ``height`` x ``width`` or raise."""
+        want = results.get('height'), results.get('width')
+        if None in want or tuple(img.shape[:2]) == want:
+            return img
+        height, width = img.shape[:2]
+        facts = (f'image size differs from the annotation file: {culprit} '
+                 f'decodes to {width}x{height} (width x height), its '
+                 f'"images" entry says {want[1]}x{want[0]}')
+        if self.size_mismatch == 'error':
+            raise ValueError(f'{facts}; its boxes would not fit the image '
+                             '(size_mismatch=\'error\')')
+        action = None
+        if (height, width) == want[::-1] and \
+                not self.color_type.endswith('ignore_orientation'):
+            flag = ('grayscale' if 'grayscale' in self.color_type else
+                    'color') + '_ignore_orientation'
+            stored = mmcv.imfrombytes(img_bytes, flag=flag,
+                                      backend=self.imdecode_backend)
+            if stored is not None and stored.shape[:2] == want:
+                img = self._channels(stored)
+                action = ('the decoder had rotated it by its EXIF '
+                          'orientation; loaded without the rotation, as '
+                          'annotated')
+        if action is None:
+            img = mmcv.imresize(img, (want[1], want[0]))
+            action = (f'resized to {want[1]}x{want[0]} so that boxes and '
+                      'predictions are in the annotation\'s coordinates')
+            ratio = (width / height) / (want[1] / want[0])
+            if abs(ratio - 1) > 0.01:
+                action += (f'; the aspect ratio differs by '
+                           f'{abs(ratio - 1):.0%}: check that this is the '
+                           'annotated picture')
+        path = results['img_path']
+        if path not in self._warned:
+            self._warned.add(path)
+            print_log(f'{facts}: {action}.', logger='current',
+                      level=logging.WARNING)
+        return img
 
 
 def _to_bgr(img: np.ndarray) -> np.ndarray:

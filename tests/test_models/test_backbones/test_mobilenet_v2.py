@@ -81,6 +81,7 @@ def test_default_outputs_feed_rpn_at_16_and_head_at_32():
     assert model.out_channels == (96, 320)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('level', list(LEVELS))
 def test_table7_cell_is_the_table8_row(level):
     widen_factor, rule = WIDTHS[level]

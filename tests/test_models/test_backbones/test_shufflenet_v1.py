@@ -76,6 +76,7 @@ def test_unit_structure():
     assert model.layers[1][0].g_conv_1x1_expand.conv.out_channels == 240
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ARCHS)
 def test_macs_within_10_percent_of_level_and_2_of_table8(arch):
     level = LEVEL_OF[arch]

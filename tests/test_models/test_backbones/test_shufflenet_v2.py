@@ -77,6 +77,7 @@ def test_parameter_count_equals_torchvision(arch):
         TV_PARAMS[arch]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ARCHS)
 def test_macs_within_2_percent_of_table5(arch):
     from shufflenet_det.analysis.complexity import classifier_complexity
@@ -86,6 +87,7 @@ def test_macs_within_2_percent_of_table5(arch):
     assert result['params'] == TV_PARAMS[arch]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ARCHS)
 def test_v2_star_adds_a_few_macs(arch):
     from shufflenet_det.analysis.complexity import classifier_complexity

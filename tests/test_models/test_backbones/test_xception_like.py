@@ -100,6 +100,7 @@ def test_unit_receptive_field_and_shortcuts():
     torch.testing.assert_close(out[:, :144], down.avgpool(x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('arch', ARCHS)
 def test_macs_within_10_percent_of_level_and_of_table8(arch):
     level = LEVEL_OF[arch]
