@@ -117,27 +117,22 @@ def make_batch(batch_size: int, img_size: Tuple[int, int],
     return dict(inputs=inputs, data_samples=samples)
 
 
-def detector_step(model: nn.Module, data: dict, device: torch.device,
-                  fp16: bool = False) -> Callable[[], object]:
+def detector_step(model: nn.Module, data: dict, device: torch.device
+                  ) -> Callable[[], object]:
     """One inference step: ``data_preprocessor`` (host-to-device copy,
     normalisation, padding) + ``predict`` (RPN, RoI head, NMS, rescaling).
 
     Args:
         model (nn.Module): An mmdet detector in eval mode.
         data (dict): From :func:`make_batch`.
-        device (torch.device): The model's device.
-        fp16 (bool): Run under CUDA autocast (float16). Default: False.
+        device (torch.device): The model's device. Reduced precision is a
+            deploy step (``bf16`` / ``fp16``), not a property of the step.
 
     Returns:
         Callable: The step; returns the list of ``DetDataSample``.
     """
-    if fp16 and device.type != 'cuda':
-        raise ValueError('benchmark: --fp16 needs a CUDA device, got '
-                         f'{device}')
-
     def step():
-        with torch.no_grad(), torch.autocast(
-                'cuda', dtype=torch.float16, enabled=fp16):
+        with torch.no_grad():
             return model.test_step(data)
 
     return step

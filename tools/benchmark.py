@@ -94,7 +94,9 @@ def _add_timing_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--threads', type=int,
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--fp16', action='store_true',
-                        help='CUDA autocast float16 (default: fp32)')
+                        help="CUDA: add the 'fp16' deploy step (dense parts "
+                        'of ours and the peer in float16, boxes and NMS in '
+                        'float32; default: fp32)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-progress', action='store_true')
 
@@ -104,8 +106,9 @@ def _add_comparison_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--deploy', default='default',
                         help='deploy steps applied to ours and to the peer '
                         'alike: comma-separated subset of fuse_conv_bn,'
-                        "channels_last,compile, or 'none', 'default' "
-                        "(fuse_conv_bn,channels_last), 'all' (default: "
+                        'channels_last,bf16 (CPU),fp16 (CUDA),compile, or '
+                        "'none', 'default' (fuse_conv_bn,channels_last), "
+                        "'all' (the fp32 steps); e.g. default,bf16 (default: "
                         '%(default)s)')
     parser.add_argument('--backend', default='torch', choices=BACKENDS,
                         help='runtime timed: PyTorch, or ours and the peer '
@@ -134,7 +137,8 @@ def _check_args(parser: argparse.ArgumentParser, args) -> None:
     if args.checkpoint and (args.all or len(args.configs) != 1):
         parser.error('--checkpoint needs exactly one config')
     try:
-        args.deploy = parse_deploy_steps(args.deploy)
+        args.deploy = parse_deploy_steps(
+            f'{args.deploy},fp16' if args.fp16 else args.deploy)
     except ValueError as exc:
         parser.error(f'--deploy: {exc}')
     if args.batch_size < 1 or min(args.img_size) < 32:
@@ -150,6 +154,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == 'cuda'
+    if 'fp16' in args.deploy and not cuda:
+        sys.exit(f"benchmark: --fp16 / the 'fp16' deploy step needs CUDA, got {device}; "
+                 "on a CPU with native bf16 use --deploy default,bf16")
     if cuda and args.backend != 'torch':
         sys.exit(f'benchmark: --backend {args.backend} runs on the CPU; '
                  'pass --device cpu')

@@ -68,7 +68,8 @@ class BenchmarkSettings:
         min_iters (int): Timed steps made whatever the budget.
         deploy (tuple[str]): Deploy steps applied to ours and to the peer
             alike (:func:`shufflenet_det.deploy.deploy_model`).
-        fp16 (bool): CUDA autocast float16.
+        fp16 (bool): ``--fp16`` was given (recorded for the report; the
+            ``fp16`` deploy step in ``deploy`` does the work).
         seed (int): Random weights and pixels.
         checkpoint (str | None): Weights for a single config.
         breakdown (bool): Time each inference part in one extra step.
@@ -276,7 +277,7 @@ def _build(config: str, settings: BenchmarkSettings, device: torch.device,
     model = build_detector(cfg, device, settings.checkpoint, settings.seed)
     data = make_batch(settings.batch_size, settings.img_size, settings.seed)
     result['build_s'] = time.perf_counter() - start
-    return model, data, detector_step(model, data, device, settings.fp16)
+    return model, data, detector_step(model, data, device)
 
 
 def benchmark_detector(config: str, settings: BenchmarkSettings,
