@@ -26,7 +26,7 @@ from shufflenet_det.deploy import get_submodule
 #: R-CNN FCs; any neck) and torchvision's Faster R-CNN (backbone + FPN, RPN
 #: head, box head and predictor). Their forwards compute features and raw
 #: logits/deltas only; decoding and NMS happen in the callers.
-DENSE_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox_head',
+AUTOCAST_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox_head',
                'rpn.head', 'roi_heads.box_head', 'roi_heads.box_predictor')
 
 _CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -78,7 +78,7 @@ def _to_float32(value):
 
 
 def autocast_parts(model: nn.Module, dtype: torch.dtype, device_type: str,
-                   parts: Sequence[str] = DENSE_PARTS) -> Tuple[list, List[str]]:
+                   parts: Sequence[str] = AUTOCAST_PARTS) -> Tuple[list, List[str]]:
     """Run each present part of ``parts`` under ``torch.autocast(device_type, dtype)``.
 
     A forward pre-hook enters the autocast region and a forward hook (called
@@ -90,7 +90,7 @@ def autocast_parts(model: nn.Module, dtype: torch.dtype, device_type: str,
         model (nn.Module): Detector, in eval mode.
         dtype (torch.dtype): ``torch.bfloat16`` or ``torch.float16``.
         device_type (str): ``'cpu'`` or ``'cuda'``.
-        parts (Sequence[str]): Dotted submodule paths. Default: :data:`DENSE_PARTS`.
+        parts (Sequence[str]): Dotted submodule paths. Default: :data:`AUTOCAST_PARTS`.
 
     Returns:
         tuple[list, list[str]]: The hook handles (``.remove()`` undoes the
