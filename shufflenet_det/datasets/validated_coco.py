@@ -140,6 +140,17 @@ class ValidatedCocoDataset(CocoDataset):
 
     def _validate(self, data: dict) -> dict:
         """Check ``data`` in place and return it with boxes cleaned."""
+        self._check_structure(data)
+        images = self._index_images(data['images'])
+        cat_ids = {cat['id'] for cat in data['categories']}
+        report, examples = Counter(), {}
+        data['annotations'] = self._clean_annotations(
+            data['annotations'], images, cat_ids, report, examples)
+        self._report_boxes(report, examples)
+        return data
+
+    def _check_structure(self, data: dict) -> None:
+        """Required top-level keys, lists, and required fields per entry."""
         required = [k for k in REQUIRED_KEYS
                     if not (self.test_mode and k == 'annotations')]
         missing = [k for k in required if k not in data]
@@ -162,18 +173,21 @@ class ValidatedCocoDataset(CocoDataset):
                                      f'required key(s) {lacking}: '
                                      f'{_short(entry)}')
 
+    def _index_images(self, entries: list) -> dict:
+        """``image id -> entry``; a repeated id is an error."""
         images = {}
-        for i, img in enumerate(data['images']):
+        for i, img in enumerate(entries):
             if img['id'] in images:
                 raise ValueError(f'{self.ann_file}: images[{i}] repeats '
                                  f'image id {img["id"]!r}')
             images[img['id']] = img
-        cat_ids = {cat['id'] for cat in data['categories']}
-        ann_ids = set()
-        kept = []
-        report = Counter()
-        examples: Dict[str, List[str]] = {}
-        for i, ann in enumerate(data['annotations']):
+        return images
+
+    def _clean_annotations(self, annotations: list, images: dict, cat_ids: set,
+                           report: Counter, examples: Dict[str, List[str]]) -> list:
+        """The usable annotations (clipped ones included); counts the rest."""
+        ann_ids, kept = set(), []
+        for i, ann in enumerate(annotations):
             # Built only for a message: formatting it for each of COCO's
             # 860k annotations would cost seconds.
             def where():
@@ -202,8 +216,10 @@ class ValidatedCocoDataset(CocoDataset):
                     f'id {ann["id"]} on image {ann["image_id"]}: {raw}')
             if reason == CLIPPED:
                 kept.append(ann)
-        data['annotations'] = kept
+        return kept
 
+    def _report_boxes(self, report: Counter, examples: Dict[str, List[str]]) -> None:
+        """One warning per kind of skipped or clipped box; ``box_report``."""
         self.box_report = {r: report[r] for r in (*SKIP_REASONS, CLIPPED)}
         for reason in (*SKIP_REASONS, CLIPPED):
             if report[reason]:
@@ -212,7 +228,6 @@ class ValidatedCocoDataset(CocoDataset):
                     f'{self.ann_file}: {action} {report[reason]} box(es) '
                     f'({reason}), e.g. ' + '; '.join(examples[reason]),
                     logger='current', level=logging.WARNING)
-        return data
 
     @staticmethod
     def _clean_box(ann: dict, img: dict, where: Callable[[], str]):
