@@ -175,8 +175,8 @@ def main(argv=None):
         configs = resolve_configs(args.configs, args.all, root)
     except FileNotFoundError as exc:
         raise ToolInputError(str(exc).replace('benchmark: ', '')) from exc
-    for config in configs:
-        check_config(config, args.cfg_options)
+    for config in configs:  # absolute: the error names the file unambiguously
+        check_config(osp.abspath(config), args.cfg_options)
     check_checkpoint(args.checkpoint)
     out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
