@@ -376,7 +376,7 @@ def compare_at_boundaries(worlds, candidate, iou_thr, max_per_img,
     """
     from torchvision.ops import box_iou
 
-    from shufflenet_det.deploy.verify import _instances
+    from shufflenet_det.deploy.verify import _instances, match_detections
     out = dict(images=len(worlds), detections=0, matched=0,
                max_box_diff=0.0, max_score_diff=0.0, boundary={},
                margins={}, differences=[], num_differences=0)
@@ -393,28 +393,8 @@ def compare_at_boundaries(worlds, candidate, iou_thr, max_per_img,
 
     for index, (world, cand) in enumerate(zip(worlds, candidate)):
         sides = (_instances(world['result']), _instances(cand))
-        (rb, rs, rl), (cb, cs, cl) = sides
-        out['detections'] += len(rs)
-        box_diff = (rb[:, None] - cb[None]).abs().amax(-1) if len(rs) and \
-            len(cs) else torch.zeros(len(rs), len(cs), dtype=torch.float64)
-        score_diff = (rs[:, None] - cs[None]).abs()
-        ok = (rl[:, None] == cl[None]) & (box_diff <= box_tol) & \
-            (score_diff <= score_tol)
-        taken = torch.zeros(len(cs), dtype=torch.bool)
-        only = ([], None)
-        for i in range(len(rs)):
-            free = (ok[i] & ~taken).nonzero().view(-1)
-            if free.numel() == 0:
-                only[0].append(i)
-                continue
-            j = int(free[box_diff[i, free].argmin()])
-            taken[j] = True
-            out['matched'] += 1
-            out['max_box_diff'] = max(out['max_box_diff'],
-                                      float(box_diff[i, j]))
-            out['max_score_diff'] = max(out['max_score_diff'],
-                                        float(score_diff[i, j]))
-        only = (only[0], (~taken).nonzero().view(-1).tolist())
+        out['detections'] += len(sides[0][1])
+        only = match_detections(*sides, box_tol, score_tol, out)
         pools = world['pools']
         explained = ({}, {})
         foreign = set()  # candidate detections PyTorch never computes

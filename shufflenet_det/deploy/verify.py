@@ -1,6 +1,6 @@
 """Check a deployed model against its plain twin, part by part and on its
 final detections."""
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -169,6 +169,49 @@ def _instances(result) -> tuple:
             labels.detach().cpu().reshape(-1))
 
 
+def match_detections(reference: tuple, candidate: tuple, box_tol: float,
+                     score_tol: float, out: dict) -> Tuple[List[int], List[int]]:
+    """Pair the detections of one image greedily, in reference order.
+
+    A pair needs the same label, boxes within ``box_tol`` (max over the
+    coordinates) and scores within ``score_tol``; of the free candidates,
+    the closest box is taken. ``out``'s ``matched``, ``max_box_diff`` and
+    ``max_score_diff`` are updated.
+
+    Args:
+        reference (tuple): (boxes (R, 4), scores (R,), labels (R,)), as
+            :func:`_instances` returns.
+        candidate (tuple): (boxes (C, 4), scores (C,), labels (C,)).
+        box_tol (float): Pixels.
+        score_tol (float): Score tolerance.
+        out (dict): Running totals, updated in place.
+
+    Returns:
+        tuple[list[int], list[int]]: Indices of the unmatched reference and
+        candidate detections.
+    """
+    (rb, rs, rl), (cb, cs, cl) = reference, candidate
+    box_diff = (rb[:, None] - cb[None]).abs().amax(-1) if len(rs) and \
+        len(cs) else torch.zeros(len(rs), len(cs), dtype=torch.float64)
+    score_diff = (rs[:, None] - cs[None]).abs()
+    ok = (rl[:, None] == cl[None]) & (box_diff <= box_tol) & \
+        (score_diff <= score_tol)
+    taken = torch.zeros(len(cs), dtype=torch.bool)
+    unmatched_ref = []
+    for i in range(len(rs)):
+        free = (ok[i] & ~taken).nonzero().view(-1)
+        if free.numel() == 0:
+            unmatched_ref.append(i)
+            continue
+        j = int(free[box_diff[i, free].argmin()])
+        taken[j] = True
+        out['matched'] += 1
+        out['max_box_diff'] = max(out['max_box_diff'], float(box_diff[i, j]))
+        out['max_score_diff'] = max(out['max_score_diff'],
+                                    float(score_diff[i, j]))
+    return unmatched_ref, (~taken).nonzero().view(-1).tolist()
+
+
 def compare_detections(reference: list, candidate: list,
                        box_tol: float = BOX_TOLERANCE,
                        score_tol: float = SCORE_TOLERANCE) -> dict:
@@ -206,32 +249,14 @@ def compare_detections(reference: list, candidate: list,
                max_box_diff=0.0, max_score_diff=0.0, boundary_swaps=0,
                differences=[], num_differences=0)
     for index, (ref, cand) in enumerate(zip(reference, candidate)):
-        (rb, rs, rl), (cb, cs, cl) = _instances(ref), _instances(cand)
+        (_, rs, rl), (_, cs, cl) = sides = _instances(ref), _instances(cand)
         out['detections'] += len(rs)
-        box_diff = (rb[:, None] - cb[None]).abs().amax(-1) if len(rs) and \
-            len(cs) else torch.zeros(len(rs), len(cs), dtype=torch.float64)
-        score_diff = (rs[:, None] - cs[None]).abs()
-        ok = (rl[:, None] == cl[None]) & (box_diff <= box_tol) & \
-            (score_diff <= score_tol)
-        taken = torch.zeros(len(cs), dtype=torch.bool)
-        unmatched_ref = []
-        for i in range(len(rs)):
-            free = (ok[i] & ~taken).nonzero().view(-1)
-            if free.numel() == 0:
-                unmatched_ref.append(i)
-                continue
-            j = int(free[box_diff[i, free].argmin()])
-            taken[j] = True
-            out['matched'] += 1
-            out['max_box_diff'] = max(out['max_box_diff'],
-                                      float(box_diff[i, j]))
-            out['max_score_diff'] = max(out['max_score_diff'],
-                                        float(score_diff[i, j]))
+        unmatched_ref, unmatched_cand = match_detections(*sides, box_tol, score_tol, out)
         cut = min((float(t.min()) for t in (rs, cs) if len(t)),
                   default=0.0)
         for side, scores, labels, idx in (
                 ('reference', rs, rl, unmatched_ref),
-                ('candidate', cs, cl, (~taken).nonzero().view(-1).tolist())):
+                ('candidate', cs, cl, unmatched_cand)):
             for k in idx:
                 if abs(float(scores[k]) - cut) <= score_tol:
                     out['boundary_swaps'] += 1
