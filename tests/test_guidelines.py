@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from shufflenet_det import paper
 from shufflenet_det.analysis import guidelines as G
 from shufflenet_det.analysis import guidelines_bench as B
 from shufflenet_det.analysis.guidelines_report import (report_markdown,
@@ -34,7 +35,7 @@ def _numbers(line):
 @pytest.mark.parametrize('number', [1, 2, 3, 4])
 def test_paper_numbers_are_the_papers(number):
     """Every width and speed of PAPER_TABLES, as printed in the paper."""
-    spec = G.PAPER_TABLES[number]
+    spec = paper.PAPER_TABLES[number]
     lines = _paper_table_lines(PAPER.read_text(), number)
     for r, label in enumerate(spec.rows):
         start = label.replace(', ', '\t') + '\t'
@@ -59,7 +60,7 @@ def test_paper_numbers_are_the_papers(number):
 @pytest.mark.parametrize('platform', ['gpu', 'arm'])
 def test_rows_of_a_column_have_the_same_flops(number, platform):
     """Fixed FLOPs across a column, within the rounding of channel counts."""
-    spec = G.PAPER_TABLES[number]
+    spec = paper.PAPER_TABLES[number]
     for col in range(len(spec.column_labels(platform))):
         macs = []
         for row in range(len(spec.rows)):
@@ -84,7 +85,7 @@ def test_widths_follow_the_paper():
     assert (c, w['fragments'], w['parallel']) == (32, 4, True)
     assert G.fragment_width(128, 2) == 91
     model, c, w = G.build_variant(4, 0, 2, 'gpu')
-    assert (c, w['mid']) == (128, 32) and len(model) == G.NUM_BLOCKS
+    assert (c, w['mid']) == (128, 32) and len(model) == paper.NUM_BLOCKS
     with pytest.raises(ValueError, match='platform'):
         G.build_variant(1, 0, 0, 'tpu')
     with pytest.raises(ValueError, match='table'):
@@ -119,15 +120,15 @@ def test_bottleneck_drops_relu_and_shortcut(relu, shortcut):
 
 
 def test_ranking_agreement():
-    paper = [10.0, 8.0, 8.0, 5.0]
-    ok = B.ranking_agreement([9.0, 7.5, 7.9, 1.0], paper)
-    # (1, 2) is a paper tie: not compared.
+    printed = [10.0, 8.0, 8.0, 5.0]
+    ok = B.ranking_agreement([9.0, 7.5, 7.9, 1.0], printed)
+    # (1, 2) is a printed tie: not compared.
     assert ok['agrees'] and (ok['concordant'], ok['pairs']) == (5, 5)
-    bad = B.ranking_agreement([7.0, 9.0, 6.0, 1.0], paper)
+    bad = B.ranking_agreement([7.0, 9.0, 6.0, 1.0], printed)
     assert not bad['agrees'] and bad['reversed'] == [(0, 1)]
     assert (bad['fastest_ours'], bad['fastest_paper']) == (1, 0)
     with pytest.raises(ValueError, match='3 measured vs 4'):
-        B.ranking_agreement([1, 2, 3], paper)
+        B.ranking_agreement([1, 2, 3], printed)
 
 
 def test_device_sync_calls_cuda_synchronize_only_for_cuda(monkeypatch):
@@ -205,8 +206,8 @@ def test_measure_table_uses_the_given_sync_and_paper_column():
 
 def _fake_result(ours, best=None):
     """A Table 1 result with chosen speeds, for the report's logic."""
-    spec = G.PAPER_TABLES[1]
-    paper = [row[0] for row in spec.speed['arm']]
+    spec = paper.PAPER_TABLES[1]
+    printed = [row[0] for row in spec.speed['arm']]
     best = best or ours
     rows = [dict(label=label, widths={'x1': dict(c1=1, c2=1)},
                  macs={'x1': 1000}, ours={'x1': v},
@@ -216,8 +217,8 @@ def _fake_result(ours, best=None):
                 row_header=spec.row_header, fastest=spec.fastest,
                 platform='arm', unit='images/s', columns=['x1'], rows=rows,
                 ranking={'x1': dict(
-                    B.ranking_agreement(ours, paper),
-                    by_fastest_sample=B.ranking_agreement(best, paper))},
+                    B.ranking_agreement(ours, printed),
+                    by_fastest_sample=B.ranking_agreement(best, printed))},
                 load_avg=dict(before=[1.0, 1.0, 1.0], after=None))
 
 
@@ -234,7 +235,7 @@ def test_markdown_says_whether_the_ranking_matches():
     worse = table_markdown(_fake_result([30.0, 40.0, 20.0, 10.0]))
     assert "the ranking matches the paper's in 0 of 1 columns" in worse
     g4 = _fake_result([1.0, 2.0, 3.0, 4.0])
-    for r, label in enumerate(G.PAPER_TABLES[4].rows):
+    for r, label in enumerate(paper.PAPER_TABLES[4].rows):
         g4['rows'][r]['label'] = label
     g4['ranking']['x1']['reversed'] = [(3, 0)]
     assert '(ours: "yes, yes" > "no, no")' in table_markdown(g4)

@@ -5,12 +5,14 @@ import sys
 
 import pytest
 
-from shufflenet_det import table7
-from shufflenet_det.table7 import (FAMILIES, LEVELS, PAPER_COMPLEXITY,
-                                   PAPER_TABLE7, TABLE7_BACKBONES, order,
-                                   place, table7_cell)
+from shufflenet_det import paper, table7
+from shufflenet_det.paper import (FAMILIES, LEVELS, PAPER_COMPLEXITY,
+                                  PAPER_TABLE7)
+from shufflenet_det.table7 import TABLE7_BACKBONES, order, place, table7_cell
 
 from .conftest import REPO
+
+PAPER_TEXT = REPO.parent / 'shared/paper/shufflenet-v2.txt'
 
 
 def test_table7_cell_tells_v2_from_v2_star():
@@ -52,18 +54,84 @@ def test_paper_tables_cover_every_cell():
             assert tuple(column) == tuple(LEVELS)
 
 
-def test_imports_nothing_but_the_standard_library():
-    tree = ast.parse(open(table7.__file__).read())
-    names = {alias.name.split('.')[0] for node in ast.walk(tree)
+def _imported(module) -> set:
+    tree = ast.parse(open(module.__file__).read())
+    names = {alias.name for node in ast.walk(tree)
              if isinstance(node, ast.Import) for alias in node.names}
-    names |= {node.module.split('.')[0] for node in ast.walk(tree)
-              if isinstance(node, ast.ImportFrom) and node.module}
-    assert names <= {'typing'}
-    # Loaded on its own (not through the package), it needs no torch.
-    code = ('import importlib.util, sys; '
-            f"s = importlib.util.spec_from_file_location('t7', "
-            f"{table7.__file__!r}); m = importlib.util.module_from_spec(s); "
-            "s.loader.exec_module(m); print('torch' in sys.modules)")
+    return names | {('.' * node.level) + (node.module or '')
+                    for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom)}
+
+
+def test_imports_nothing_but_the_standard_library():
+    assert _imported(paper) <= {'dataclasses', 'typing'}
+    assert _imported(table7) <= {'typing', '.paper'}
+    # Imported without the package's __init__ (which registers the models),
+    # neither module pulls in torch.
+    code = ('import sys, types; pkg = types.ModuleType("shufflenet_det"); '
+            f'pkg.__path__ = [{str(REPO / "shufflenet_det")!r}]; '
+            'sys.modules["shufflenet_det"] = pkg; '
+            'import shufflenet_det.table7; '
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, '-c', code], check=True,
                          capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == 'False'
+
+
+def test_no_paper_number_outside_paper_py():
+    """table7.py holds structure only: its paper tables are paper.py's."""
+    for name in ('FAMILIES', 'LEVELS', 'PAPER', 'PAPER_COMPLEXITY',
+                 'PAPER_TABLE7'):
+        assert getattr(table7, name) is getattr(paper, name)
+    text = open(table7.__file__).read()
+    for number in ('21.9', '188', '591', '587', '7.4'):
+        assert number not in text
+
+
+def _paper_line(lines, start):
+    return next(line for line in lines if line.startswith(start))
+
+
+@pytest.mark.skipif(not PAPER_TEXT.is_file(),
+                    reason=f'paper text not at {PAPER_TEXT}')
+def test_paper_numbers_are_the_papers():
+    """Table 7 (mmAP, GPU speed) and the complexity column (Tables 5, 8),
+    as printed in the paper's text."""
+    lines = PAPER_TEXT.read_text().splitlines()
+    caption = next(i for i, line in enumerate(lines)
+                   if line.startswith('Table 7:'))
+    table = lines[caption - 10:caption]
+    assert _paper_line(table, 'FLOPs\t').split()[1:5] == list(LEVELS)
+    for family in FAMILIES:
+        start = family + (' (ours)' if family.startswith('ShuffleNet v2')
+                          else '') + '\t'
+        printed = [float(x) for x in
+                   _paper_line(table, start)[len(start):].split()]
+        expected = [*PAPER_TABLE7[family]['mmap'].values(),
+                    *PAPER_TABLE7[family]['gpu_images_per_s'].values()]
+        assert printed == expected, family
+    table5 = lines[:next(i for i, line in enumerate(lines)
+                         if line.startswith('Table 5:'))]
+    for key, row in (('mflops', 'FLOPs\t'), ('mparams', '# of Weights\t')):
+        printed = [float(x.rstrip('MG')) for x in
+                   _paper_line(table5[::-1], row).split('\t')[1:] if x]
+        assert printed == [c[key] for c in
+                           PAPER_COMPLEXITY['ShuffleNet v2'].values()]
+    for family in ('Xception', 'ShuffleNet v1', 'MobileNet v2'):
+        for cell in PAPER_COMPLEXITY[family].values():
+            assert cell['source'] == 'Table 8'
+            row = _table8_row(lines, cell['model'])
+            assert float(row.split('\t')[1]) == cell['mflops'], row
+
+
+def _table8_row(lines, model):
+    """The Table 8 line of ``model`` ('Xception 1x (our impl.)', ...)."""
+    words = model.replace('(g=3)', '').replace('(our impl.)', '').split()
+    for line in lines:
+        name = line.split('\t')[0].replace('$', '').replace('\\times', 'x')
+        name = name.replace(' ', '').replace('[12]', '').replace('[14]', '')
+        name = name.replace('[15]', '').replace('(g=3)', '')
+        if name == ''.join(words) + ('(ourimpl.)' if 'our impl.' in model
+                                     else ''):
+            return line
+    raise AssertionError(f'{model} not found in the paper text')

@@ -13,9 +13,9 @@ single-threaded Snapdragon 810 ("images/s"; labelled CPU in Tables 2-4):
 * **G4** (Table 4) element-wise operations: a ResNet bottleneck stacked 10
   times, with and without its ReLUs and its shortcut.
 
-All at 56x56 input. ``PAPER_TABLES`` holds the paper's widths and speeds,
-copied from the paper's text (``tests/test_guidelines.py`` checks them
-against it). What the paper leaves unsaid is decided here, each choice
+All at 56x56 input. The paper's widths and speeds (``PAPER_TABLES``) live
+in :mod:`shufflenet_det.paper`, copied from its text
+(``tests/test_guidelines.py`` checks them against it). What the paper leaves unsaid is decided here, each choice
 named in :data:`ASSUMPTIONS`, and written into every report.
 
 The CPU run uses the paper's ARM widths (the CPU proxy for its ARM column),
@@ -23,18 +23,12 @@ a CUDA run the GPU widths. Timing and comparison: :mod:`.guidelines_bench`;
 reports: :mod:`.guidelines_report`.
 """
 import math
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from typing import Tuple
 
 import torch
 from torch import nn
 
-#: The paper's stated input size for Tables 1-3 (Table 4 does not say).
-INPUT_SIZE = 56
-#: "stacked repeatedly for 10 times" in every table.
-NUM_BLOCKS = 10
-#: Column multipliers of Tables 1 and 2: all channels x k (FLOPs x k^2).
-MULTIPLIERS = (1, 2, 4)
+from ..paper import MULTIPLIERS, NUM_BLOCKS, PAPER_TABLES
 
 #: What the paper does not state, and what this module does instead.
 ASSUMPTIONS = (
@@ -66,111 +60,6 @@ ASSUMPTIONS = (
     '--min-sample-s, after warm-up. The paper reports a mean of 100 runs for '
     'its Fig. 2 analysis only.',
 )
-
-
-@dataclass(frozen=True)
-class PaperTable:
-    """One of the paper's Tables 1-4, as printed.
-
-    Attributes:
-        number (int): Table number, 1-4.
-        guideline (str): 'G1' ... 'G4'.
-        title (str): What the guideline says.
-        claim (str): What the paper concludes from the table.
-        row_header (str): Name of the row variable.
-        rows (tuple[str]): Row labels, in the paper's order.
-        fastest (str): The row the guideline predicts to be fastest.
-        widths (dict): Per platform ('gpu', 'arm'), the width of each column
-            (Tables 3-4: one ``c`` per column) or of each row at x1 (Tables
-            1-2: ``(c1, c2)`` or ``c``).
-        speed (dict): Per platform, one row of speeds per variant, one value
-            per column (GPU batches/s, ARM images/s).
-    """
-    number: int
-    guideline: str
-    title: str
-    claim: str
-    row_header: str
-    rows: Tuple[str, ...]
-    fastest: str
-    widths: Dict[str, tuple]
-    speed: Dict[str, Tuple[Tuple[float, ...], ...]]
-
-    @property
-    def per_row_widths(self) -> bool:
-        """True for Tables 1-2 (width per row, columns are multipliers)."""
-        return self.number in (1, 2)
-
-    def column_labels(self, platform: str) -> List[str]:
-        """Column headers as the paper prints them for ``platform``."""
-        if self.per_row_widths:
-            return [f'x{k}' for k in MULTIPLIERS]
-        return [f'c={c}' for c in self.widths[platform]]
-
-
-#: Tables 1-4 of the paper: widths and speeds copied from its text.
-PAPER_TABLES = {
-    1: PaperTable(
-        number=1, guideline='G1',
-        title='Equal channel width minimizes memory access cost (MAC)',
-        claim='when c1:c2 is approaching 1:1, the MAC becomes smaller and '
-        'the network evaluation speed is faster',
-        row_header='c1:c2', rows=('1:1', '1:2', '1:6', '1:12'),
-        fastest='1:1',
-        widths=dict(gpu=((128, 128), (90, 180), (52, 312), (36, 432)),
-                    arm=((32, 32), (22, 44), (13, 78), (9, 108))),
-        speed=dict(gpu=((1480, 723, 232), (1296, 586, 206),
-                        (876, 489, 189), (748, 392, 163)),
-                   arm=((76.2, 21.7, 5.3), (72.9, 20.5, 5.1),
-                        (69.1, 17.9, 4.6), (57.6, 15.1, 4.4)))),
-    2: PaperTable(
-        number=2, guideline='G2',
-        title='Excessive group convolution increases MAC',
-        claim='using 8 groups is more than two times slower than using 1 '
-        'group on GPU and up to 30% slower on ARM',
-        row_header='g', rows=('1', '2', '4', '8'), fastest='1',
-        widths=dict(gpu=(128, 180, 256, 360), arm=(64, 90, 128, 180)),
-        speed=dict(gpu=((2451, 1289, 437), (1725, 873, 341),
-                        (1026, 644, 338), (634, 445, 230)),
-                   arm=((40.0, 10.2, 2.3), (35.0, 9.5, 2.2),
-                        (32.9, 8.7, 2.1), (27.8, 7.5, 1.8)))),
-    3: PaperTable(
-        number=3, guideline='G3',
-        title='Network fragmentation reduces degree of parallelism',
-        claim='fragmentation reduces the speed significantly on GPU, e.g. '
-        '4-fragment structure is 3x slower than 1-fragment; on ARM, the '
-        'speed reduction is relatively small',
-        row_header='structure',
-        rows=('1-fragment', '2-fragment-series', '4-fragment-series',
-              '2-fragment-parallel', '4-fragment-parallel'),
-        fastest='1-fragment',
-        widths=dict(gpu=(128, 256, 512), arm=(64, 128, 256)),
-        speed=dict(gpu=((2446, 1274, 434), (1790, 909, 336),
-                        (752, 745, 349), (1537, 803, 320),
-                        (691, 572, 292)),
-                   arm=((40.2, 10.1, 2.3), (38.6, 10.1, 2.2),
-                        (38.4, 10.1, 2.3), (33.4, 9.1, 2.2),
-                        (35.0, 8.4, 2.1)))),
-    4: PaperTable(
-        number=4, guideline='G4',
-        title='Element-wise operations are non-negligible',
-        claim='around 20% speedup is obtained on both GPU and ARM, after '
-        'ReLU and shortcut are removed',
-        row_header='ReLU, shortcut',
-        rows=('yes, yes', 'yes, no', 'no, yes', 'no, no'),
-        fastest='no, no',
-        widths=dict(gpu=(32, 64, 128), arm=(32, 64, 128)),
-        speed=dict(gpu=((2427, 2066, 1436), (2647, 2256, 1735),
-                        (2672, 2121, 1458), (2842, 2376, 1782)),
-                   arm=((56.7, 16.9, 5.0), (61.9, 18.8, 5.2),
-                        (57.3, 18.2, 5.1), (66.3, 20.2, 5.4)))),
-}
-
-#: The paper's unit per platform.
-PAPER_UNIT = dict(gpu='batches/s', arm='images/s')
-#: How the paper labels each platform column.
-PAPER_PLATFORM = dict(gpu='GTX 1080Ti, cuDNN 7.0',
-                      arm='Snapdragon 810, single thread')
 
 
 def conv1x1(in_channels: int, out_channels: int, groups: int = 1) -> nn.Conv2d:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ..benchmark.env import cpu_name, cuda_fp32, load_average
-from .guidelines import (ASSUMPTIONS, INPUT_SIZE, PAPER_TABLES, PAPER_UNIT,
-                         build_variant, count_macs)
+from ..paper import INPUT_SIZE, PAPER_TABLES, PAPER_UNIT
+from .guidelines import ASSUMPTIONS, build_variant, count_macs
 
 
 def device_sync(device: torch.device) -> Callable[[], None]:

@@ -11,7 +11,8 @@ import statistics
 from typing import Dict, List
 
 from ..engine.atomic_io import atomic_write_json
-from .guidelines import ASSUMPTIONS, PAPER_PLATFORM, PAPER_TABLES
+from ..paper import PAPER_PLATFORM, PAPER_TABLES
+from .guidelines import ASSUMPTIONS
 
 
 def _fmt(value: float) -> str:
