@@ -119,21 +119,52 @@ def test_resolve_configs(tmp_path):
         resolve_configs([str(tmp_path / 'nothing.py')], all_configs=False)
 
 
-def test_cli_rejects_bad_arguments():
+def _tool(name):
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        'benchmark_tool', REPO / 'tools/benchmark.py')
+        name.replace('.', '_'), REPO / 'tools' / name)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    with pytest.raises(SystemExit):
-        tool.parse_args([])  # nothing to run
-    with pytest.raises(SystemExit):
-        tool.parse_args(['--all', '--checkpoint', 'x.pth'])
-    with pytest.raises(SystemExit):
-        tool.parse_args(['a.py', '--deploy', 'fuse_conv_bn,warp'])
+    return tool
+
+
+@pytest.mark.parametrize('argv, message', [
+    ([], 'name configs or pass --all'),
+    (['--all', '--checkpoint', 'x.pth'], '--checkpoint needs exactly one'),
+    (['a.py', '--deploy', 'fuse_conv_bn,warp'], "--deploy: unknown deploy "
+     "step(s) ['warp']"),
+    (['a.py', '--batch-size', '0'], '--batch-size must be >= 1'),
+    (['a.py', '--also', 'fp8'], "argument --also: invalid choice: 'fp8'"),
+])
+def test_benchmark_cli_names_the_bad_argument(argv, message, capsys):
+    tool = _tool('benchmark.py')
+    with pytest.raises(SystemExit) as exit_:
+        tool.parse_args(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f'error: {message}' in err, err
+
+
+def test_benchmark_cli_defaults():
+    tool = _tool('benchmark.py')
     assert tool.parse_args(['a.py', '--deploy', 'none']).deploy == ()
-    assert tool.parse_args(['a.py']).deploy == ('fuse_conv_bn',
-                                                'channels_last')
+    args = tool.parse_args(['a.py'])
+    assert args.deploy == ('fuse_conv_bn', 'channels_last')
+    assert args.also == []  # the other runs come with --all
+    assert tool.parse_args(['--all']).also == ['bf16', 'plain']
+    assert tool.parse_args(['--all', '--deploy', 'none']).also == []
+    assert tool.parse_args(['--all', '--also']).also == []
+
+
+def test_table7_cli_names_the_bad_argument(tmp_path, capsys):
+    tool = _tool('table7.py')
+    with pytest.raises(SystemExit) as exit_:
+        tool.parse_args(['--out', str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert 'error: give --benchmark and/or --metrics' in err, err
+    with pytest.raises(ValueError, match='cannot read .*nothing.json'):
+        tool.main(['--benchmark', str(tmp_path / 'nothing.json')])
 
 
 # ---------------------------------------------------------------- report
@@ -189,25 +220,73 @@ def test_merge_keeps_missing_missing():
     assert '5.00x' in text and 'failed: KeyError' in text
 
 
+def _run(deploy, images_per_s, peer_images_per_s, ratio, **settings):
+    """A record of another run (plain, bf16, a runtime) for the report."""
+    bench = _benchmark_json(images_per_s)
+    bench['settings'].update(deploy=deploy, **settings)
+    bench['peer']['images_per_s'] = dict(median=peer_images_per_s)
+    bench['results'] = bench['results'][:1]
+    bench['results'][0].update(peer_ratio=ratio,
+                               interleaved=dict(ratio=dict(median=ratio)))
+    return bench
+
+
 def test_report_names_every_comparison():
-    """The 140M cell shows eager vs eager, deployed vs deployed and deployed
-    vs the peer as shipped, each named; the per-config table says whether
-    parts and detections equal the plain model's."""
+    """The plain run (--deploy none) beside the main run: plain vs as
+    shipped, deployed vs deployed, deployed vs as shipped, each named; the
+    per-config table says whether parts and detections equal the plain
+    model's."""
     bench = _benchmark_json()
-    result = bench['results'][0]
-    result.update(eager=dict(images_per_s=dict(median=1.5, min=1.4, max=1.6,
-                                               iters=2)),
-                  eager_peer_ratio=1.25, peer_shipped_ratio=3.1,
-                  detections=dict(equal=False))
-    bench['peer']['shipped'] = dict(images_per_s=dict(median=0.8, min=0.8,
-                                                      max=0.8, iters=2))
-    text = to_markdown(merge(bench, {}, {}))
+    bench['results'][0]['detections'] = dict(equal=False)
+    text = to_markdown(merge(bench, {}, {}, [_run([], 1.5, 0.8, 1.25)]))
     assert '### ShuffleNet v2 140M: every comparison' in text
     assert '| plain (as the config builds it) | as shipped | 1.50 | 0.80 | ' \
-        '1.25x |' in text
+        '1.25x (interleaved: 1.25x) |' in text
     assert '| deployed | deployed alike | 2.50 | 0.50 | 5.00x |' in text
-    assert '| deployed | as shipped | 2.50 | 0.80 | 3.10x |' in text
+    assert '| deployed | as shipped | 2.50 | 0.80 | 3.12x |' in text
     assert '| 5.00 | yes / NO |' in text
+    assert 'as shipped 0.800 images/s (plain run)' in text
+
+
+def test_report_bf16_section_beside_fp32():
+    run = _run(['fuse_conv_bn', 'channels_last', 'bf16'], 5.0, 1.0, 5.0)
+    merged = merge(_benchmark_json(), {}, {}, [run])
+    row = merged['bf16']['rows'][0]
+    assert (row['fp32'], row['bf16'], row['speedup']) == (2.5, 5.0, 2.0)
+    assert (row['peer_fp32'], row['peer_bf16']) == (0.5, 1.0)
+    text = to_markdown(merged)
+    assert '## bf16' in text
+    assert '| ShuffleNet v2 140M | 2.50 | 5.00 | 2.00x | 0.500 | 1.000 | ' \
+        '2.00x | 5.00x | 5.00x (interleaved: 5.00x) |' in text
+    # A CPU without native bf16: the section says so.
+    skipped = dict(run='bf16', skipped='CPU has no native bfloat16',
+                   settings=dict(deploy=['bf16'], backend='torch'),
+                   results=[])
+    text = to_markdown(merge(_benchmark_json(), {}, {}, [skipped]))
+    assert 'Not measured: CPU has no native bfloat16.' in text
+    assert '## bf16' not in to_markdown(merge(_benchmark_json(), {}, {}))
+    with pytest.raises(ValueError, match='neither plain'):
+        merge(_benchmark_json(), {}, {}, [_run(['compile'], 1, 1, 1)])
+
+
+def test_committed_results_still_render(tmp_path):
+    """results/cpu/ (schema 2: the plain timing inside the main run) renders
+    with its plain comparison and its runtime runs."""
+    from shufflenet_det.benchmark.report import load_json
+    cpu = REPO / 'results/cpu'
+    paths = write_report(str(tmp_path), load_json(str(cpu / 'benchmark.json')),
+                         {}, {}, [load_json(str(cpu / f'{b}/benchmark.json'))
+                                  for b in ('onnxruntime', 'openvino')])
+    text = open(paths['markdown']).read()
+    assert '### ShuffleNet v2 140M: every comparison' in text
+    assert '| onnxruntime | ShuffleNet v2 140M |' in text
+    assert '| openvino | ShuffleNet v2 140M |' in text
+    committed = (cpu / 'table7.md').read_text()
+    rows = [line for line in text.splitlines()
+            if line.startswith('| ShuffleNet v2 |') and '(' in line]
+    assert len(rows) == 7  # mmAP, speed, ratio and four per-config rows
+    for line in rows:
+        assert line in committed, line
 
 
 def test_report_shows_backend_runs_in_their_own_section():
@@ -217,6 +296,7 @@ def test_report_shows_backend_runs_in_their_own_section():
     result.update(torch_deployed=dict(images_per_s=dict(median=2.0)),
                   interleaved=dict(ratio=dict(median=4.5)),
                   detections=dict(equal=True))
+    backend['results'] = backend['results'][:1]
     merged = merge(_benchmark_json(), {}, {}, [backend])
     assert merged['backends'][0]['backend'] == 'onnxruntime'
     text = to_markdown(merged)
@@ -279,42 +359,70 @@ def test_write_report_and_table7_tool(tmp_path):
 
 # ------------------------------------------------- one real measurement
 @pytest.mark.slow
-def test_benchmark_detector_small(tmp_path):
+def test_one_run_treats_ours_and_the_peer_alike(tmp_path):
+    """One small run through run_benchmark: ours and the peer go through the
+    same steps, and the record shows that the peer got the same batch, image
+    size and deploy steps as ours."""
     from shufflenet_det.benchmark.runner import (BenchmarkSettings,
-                                                 benchmark_detector)
+                                                 run_benchmark)
     config = tmp_path / 'tiny.py'
     config.write_text(
         f"_base_ = ['{REPO}/configs/_base_/models/"
         "light-head-rcnn_shufflenetv2.py']\n"
         "model = dict(backbone=dict(arch='0.5x'))\n")
-    settings = BenchmarkSettings(batch_size=1, img_size=(128, 160),
+    settings = BenchmarkSettings(batch_size=2, img_size=(128, 160),
                                  warmup=0, iters=2, max_seconds=None,
-                                 min_iters=1,
-                                 eager_cells=(('ShuffleNet v2', '40M'), ))
-    gemm = dict(macs_per_s_best=1e10)
-    result = benchmark_detector(str(config), settings, CPU, gemm,
-                                progress=False)
+                                 min_iters=1, interleave=1)
+    record = run_benchmark([str(config)], settings, CPU,
+                           str(tmp_path / 'benchmark.json'), progress=False,
+                           log=lambda *_: None)
+    assert json.loads((tmp_path / 'benchmark.json').read_text()) == \
+        json.loads(json.dumps(record))
+    result, peer = record['results'][0], record['peer']
+    # Equal treatment, read from the record.
+    assert result['input'] == peer['input'] == dict(batch_size=2,
+                                                    img_size=[128, 160])
+    assert result['deploy']['steps'] == peer['deploy']['steps'] == \
+        record['settings']['deploy'] == ['fuse_conv_bn', 'channels_last']
+    for item in (result, peer):
+        assert len(item['times_s']) == 2 and item['macs_per_batch'] > 0
+        assert item['gemm_fraction'] > 0 and item['breakdown']
+        assert item['detections']['images'] == 2  # deployed vs plain
     assert result['table7'] == dict(family='ShuffleNet v2', level='40M')
-    assert len(result['times_s']) == 2
-    assert result['images_per_s']['median'] > 0
-    assert len(result['eager']['times_s']) == 2  # the plain model, timed
-    assert result['macs_per_batch'] > 0 and result['gemm_fraction'] > 0
+    assert result['peer_ratio'] == pytest.approx(
+        result['images_per_s']['median'] / peer['images_per_s']['median'])
+    assert result['interleaved']['rounds'] == 1
     assert result['equivalence_ok'] is True
     assert result['deploy']['fused_bn'] > 0
     assert result['deploy']['unfused_bn'] == 0
-    # Random weights: the final detections are compared and recorded;
-    # their equality is asserted on trained weights (test_e2e_deploy).
-    assert result['detections']['images'] == 1
-    assert result['detections']['detections'] > 0
-    assert result['reference_call_s'] > 0
     assert set(result['macs_by_part']) >= {'backbone', 'rpn_head',
                                            'roi_head.lsc',
                                            'roi_head.bbox_head'}
-    assert result['top_ops'] and result['top_ops'][0]['self_ms'] >= \
-        result['top_ops'][-1]['self_ms']
+    assert result['top_ops'][0]['self_ms'] >= result['top_ops'][-1]['self_ms']
     parts = [row['part'] for row in result['breakdown']]
     assert parts[:2] == ['pre-processing', 'backbone']
     assert 'PSRoI pooling' in parts
+    assert 'post-processing (rescale) and glue' in [
+        row['part'] for row in peer['breakdown']]
+
+
+def test_main_job_skips_bf16_without_native_bf16(tmp_path, monkeypatch):
+    """On a CPU without native bf16 the bf16 run is not run, its record says
+    why, and the report's bf16 section says so."""
+    from shufflenet_det.benchmark.runner import (BenchmarkSettings,
+                                                 run_main_job)
+    from shufflenet_det.deploy import precision
+    monkeypatch.setattr(precision, 'native_low_precision',
+                        lambda dtype, device: (False, 'no bf16 here'))
+    records = run_main_job([], BenchmarkSettings(), CPU, str(tmp_path),
+                           ['bf16'], peer=False, gemm=False,
+                           log=lambda *_: None)
+    assert [r['run'] for r in records] == ['main', 'bf16']
+    assert records[1]['skipped'] == 'no bf16 here'
+    assert json.loads((tmp_path / 'bf16/benchmark.json').read_text())[
+        'skipped'] == 'no bf16 here'
+    text = to_markdown(merge(records[0], {}, {}, records[1:]))
+    assert 'Not measured: no bf16 here.' in text
 
 
 def test_interleave_alternates_peer_and_ours():

@@ -122,7 +122,7 @@ def test_bottleneck_drops_relu_and_shortcut(relu, shortcut):
 def test_ranking_agreement():
     printed = [10.0, 8.0, 8.0, 5.0]
     ok = B.ranking_agreement([9.0, 7.5, 7.9, 1.0], printed)
-    # (1, 2) is a printed tie: not compared.
+    # (1, 2) is a tie in the printed speeds: not compared.
     assert ok['agrees'] and (ok['concordant'], ok['pairs']) == (5, 5)
     bad = B.ranking_agreement([7.0, 9.0, 6.0, 1.0], printed)
     assert not bad['agrees'] and bad['reversed'] == [(0, 1)]

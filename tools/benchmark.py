@@ -7,7 +7,10 @@ torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` measured in the same
 run; then writes the Table 7 report. The detector timed is the one the
 config builds, as ``tools/test.py --fuse-conv-bn`` evaluates it: the same
 deploy steps (``--deploy``, default BatchNorm folding + channels-last) are
-applied to ours and to the peer.
+applied to ours and to the peer. With ``--all`` (or ``--also``) the job adds
+runs of its own: ``plain`` (``--deploy none``: the ShuffleNet v2 140M
+detector as built and the peer as shipped) and ``bf16`` (``--deploy
+default,bf16``: the 140M row of every family and the peer).
 
     # the main job: all twenty configs on whatever device is present
     python tools/benchmark.py --all --out work_dirs/table7
@@ -15,8 +18,9 @@ applied to ours and to the peer.
     python tools/benchmark.py configs/light_head_rcnn/X.py --checkpoint X.pth
 
 Outputs under --out: benchmark.json (every measurement, device, versions,
-date, command), table7.md / table7.json / table7.png (tools/table7.py's
-report, merged with --metrics files when given) and breakdown.md (time per
+date, command), plain/benchmark.json and bf16/benchmark.json (the other
+runs), table7.md / table7.json / table7.png (tools/table7.py's report,
+merged with --metrics files when given) and breakdown.md (time per
 inference part).
 """
 import argparse
@@ -39,7 +43,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
-    BenchmarkSettings, resolve_configs, run_benchmark)
+    EXTRA_RUNS, BenchmarkSettings, resolve_configs, run_main_job)
 from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
                                 check_checkpoint, check_config, run_tool)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
@@ -122,9 +126,13 @@ def _add_comparison_args(parser: argparse.ArgumentParser) -> None:
                         'part and of the final detections')
     parser.add_argument('--no-breakdown', action='store_true',
                         help='skip the per-part timing step')
-    parser.add_argument('--no-profile', action='store_true',
-                        help='do not keep the slowest operators of the '
-                        'per-part step (torch.profiler; breakdown.md)')
+    parser.add_argument('--also', nargs='*', choices=sorted(EXTRA_RUNS),
+                        help='runs added to the job, each a record of its '
+                        'own: plain (--deploy none: ShuffleNet v2 140M and '
+                        'the peer as shipped), bf16 (--deploy default,bf16: '
+                        'the 140M row of every family and the peer) '
+                        '(default: both with --all and the default deploy '
+                        'steps, none otherwise)')
     parser.add_argument('--interleave', type=int, default=3,
                         help='rounds of alternating peer / own steps per '
                         'Table 7 config, for a load-independent ratio '
@@ -141,6 +149,9 @@ def _check_args(parser: argparse.ArgumentParser, args) -> None:
             f'{args.deploy},fp16' if args.fp16 else args.deploy)
     except ValueError as exc:
         parser.error(f'--deploy: {exc}')
+    if args.also is None:
+        args.also = sorted(EXTRA_RUNS) if args.all and args.deploy == \
+            parse_deploy_steps('default') and args.backend == 'torch' else []
     if args.batch_size < 1 or min(args.img_size) < 32:
         parser.error(f'--batch-size must be >= 1 and --img-size >= 32, got '
                      f'{args.batch_size} and {args.img_size}')
@@ -165,10 +176,8 @@ def main(argv=None):
         warmup=args.warmup if args.warmup is not None else (5 if cuda else 1),
         iters=args.iters if args.iters is not None else (30 if cuda else 5),
         max_seconds=args.max_seconds if args.max_seconds > 0 else None,
-        min_iters=args.min_iters, deploy=args.deploy, fp16=args.fp16,
-        seed=args.seed, checkpoint=args.checkpoint,
-        breakdown=not args.no_breakdown and args.backend == 'torch',
-        profile=not args.no_profile, verify=not args.no_verify,
+        min_iters=args.min_iters, deploy=args.deploy, seed=args.seed,
+        breakdown=not args.no_breakdown, verify=not args.no_verify,
         interleave=args.interleave, backend=args.backend)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     try:
@@ -178,24 +187,25 @@ def main(argv=None):
     for config in configs:  # absolute: the error names the file unambiguously
         check_config(osp.abspath(config), args.cfg_options)
     check_checkpoint(args.checkpoint)
-    out_json = osp.join(args.out, 'benchmark.json')
     print(f'benchmark: {len(configs)} config(s) on {device} '
           f'[{args.backend}] '
           f'({torch.get_num_threads()} threads), batch {settings.batch_size}'
           f' x {settings.img_size[0]}x{settings.img_size[1]}, deploy '
-          f"{','.join(settings.deploy) or 'none'} -> {out_json}")
+          f"{','.join(settings.deploy) or 'none'}, then "
+          f"{', '.join(args.also) or 'no other run'} -> {args.out}")
     start = time.perf_counter()
-    report = run_benchmark(configs, settings, device, out_json,
+    records = run_main_job(configs, settings, device, args.out, args.also,
                            peer=not args.no_peer,
                            cfg_options=args.cfg_options,
+                           checkpoint=args.checkpoint,
                            progress=not args.no_progress)
 
     from shufflenet_det.benchmark.report import (complexity_cells,
                                                  metrics_cells, write_report)
-    paths = write_report(args.out, report, metrics_cells(args.metrics),
-                         complexity_cells())
+    paths = write_report(args.out, records[0], metrics_cells(args.metrics),
+                         complexity_cells(), records[1:])
     print(f'done in {time.perf_counter() - start:.0f} s: ' +
-          ', '.join([out_json] + list(paths.values())))
+          ', '.join(paths.values()))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,8 @@ A number that was not measured is shown as "—", never filled in.
 
     python tools/table7.py --benchmark work_dirs/table7/benchmark.json \
         --metrics work_dirs/*/metrics.json --out work_dirs/table7 \
-        [--backends results/cpu/onnxruntime/benchmark.json ...]
+        [--runs work_dirs/table7/{plain,bf16}/benchmark.json \
+                results/cpu/onnxruntime/benchmark.json ...]
 """
 import argparse
 import os.path as osp
@@ -28,10 +29,11 @@ def parse_args(argv=None):
     parser.add_argument('--metrics', nargs='*', default=[],
                         help='COCO metrics JSONs from tools/test.py '
                         '--metrics-out')
-    parser.add_argument('--backends', nargs='*', default=[],
-                        help='benchmark.json files of tools/benchmark.py '
-                        '--backend onnxruntime|openvino runs, shown in a '
-                        'section of their own')
+    parser.add_argument('--runs', '--backends', nargs='*', default=[],
+                        help='benchmark.json files of other runs, each in a '
+                        'section of its own: --deploy none (plain vs as '
+                        'shipped), --deploy default,bf16, --backend '
+                        'onnxruntime|openvino')
     parser.add_argument('--no-complexity', action='store_true',
                         help='do not count backbone MFLOPs')
     parser.add_argument('--out', default='work_dirs/table7',
@@ -48,7 +50,7 @@ def main(argv=None):
     paths = write_report(
         args.out, benchmark, metrics_cells(args.metrics),
         {} if args.no_complexity else complexity_cells(),
-        [load_json(path) for path in args.backends])
+        [load_json(path) for path in args.runs])
     print('wrote ' + ', '.join(paths.values()))
 
 

@@ -1,15 +1,15 @@
 """The peer detector measured in the same run: torchvision's fastest two-stage
-detector, ``fasterrcnn_mobilenet_v3_large_fpn``."""
+detector, ``fasterrcnn_mobilenet_v3_large_fpn``, and its adapter for the
+runner (:class:`Peer`, the twin of :class:`~.runner.Detector`)."""
 from typing import Callable, List, Tuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-PEER_NAME = 'torchvision fasterrcnn_mobilenet_v3_large_fpn'
+from shufflenet_det.deploy import DENSE_PARTS
 
-#: Parts of the peer, for MAC counting (see :class:`MacCounter`).
-PEER_PARTS = ('backbone', 'rpn', 'roi_heads')
+PEER_NAME = 'torchvision fasterrcnn_mobilenet_v3_large_fpn'
 
 
 def build_peer(device: torch.device, img_size: Tuple[int, int]) -> nn.Module:
@@ -52,3 +52,48 @@ def peer_step(model: nn.Module, images: List[Tensor]) -> Callable[[], object]:
             return model(images)
 
     return step
+
+
+class Peer:
+    """The peer as a subject of :class:`~.runner.Runner`: the same steps,
+    settings and deploy steps as ours, through the same attributes."""
+    name = PEER_NAME
+    #: Parts whose multiply-adds are counted.
+    mac_parts = ('backbone', 'rpn', 'roi_heads')
+    #: Parts checked deployed vs plain (none: the deployed peer's final
+    #: detections are compared with the plain ones).
+    check_parts = ()
+    #: (label, path, method) of the time breakdown; path '' is
+    #: ``GeneralizedRCNN.forward``'s own time: ``transform.postprocess``
+    #: (rescaling the boxes) and the glue between the parts above.
+    time_parts = (
+        ('pre-processing (transform)', 'transform', 'forward'),
+        ('backbone + FPN', 'backbone', 'forward'),
+        ('RPN', 'rpn', 'forward'),
+        ('RoI heads (RoIAlign, 2 FC, post-processing)', 'roi_heads',
+         'forward'),
+        ('post-processing (rescale) and glue', '', 'forward'),
+    )
+    compile_parts = DENSE_PARTS
+
+    def build(self, settings, device: torch.device, result: dict):
+        """The peer and its random batch; records what it was given.
+
+        Returns:
+            tuple: The model, its step, and ``backend -> (step, info)``.
+        """
+        torch.manual_seed(settings.seed)
+        model = build_peer(device, settings.img_size)
+        images = peer_inputs(settings.batch_size, settings.img_size, device,
+                             settings.seed)
+        result['settings'] = dict(weights=None, weights_backbone=None,
+                                  min_size=min(settings.img_size),
+                                  max_size=max(settings.img_size))
+        result['input'] = dict(batch_size=len(images),
+                               img_size=list(images[0].shape[-2:]))
+
+        def on_backend(backend):
+            from .backends import peer_backend_step
+            return peer_backend_step(model, images, backend)
+
+        return model, peer_step(model, images), on_backend

@@ -85,7 +85,7 @@ def _header_lines(merged: dict) -> List[str]:
         f"{env.get('load_average_end')} at end.",
         f"Batch {settings.get('batch_size')} of "
         f"{'x'.join(map(str, settings.get('img_size', [])))} images, "
-        f"{'fp16 autocast' if settings.get('fp16') else 'fp32'}, "
+        f"{'fp16 dense parts' if 'fp16' in _deploy_steps(settings) else 'fp32'}, "
         'full inference (pre-processing, backbone, RPN, large separable '
         'conv, PSRoI pooling, R-CNN, NMS) of the detector each config '
         "builds (what tools/test.py evaluates); random weights; deploy "
@@ -114,7 +114,7 @@ def _peer_ratio_lines(merged: dict, peer: dict) -> List[str]:
               'images/s measured minutes apart; "interleaved" is the '
               'median over rounds of one peer step then one step of '
               'ours, which cancels slow changes of machine load.']
-    return lines + _eager_lines(merged, peer)
+    return lines + _plain_lines(merged['plain'])
 
 
 def _per_config_lines(merged: dict) -> List[str]:
@@ -161,19 +161,15 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
         lines += ['', f'![speed vs MFLOPs]({plot_name})']
     lines += _per_config_lines(merged)
     if peer:
-        lines += _peer_lines(peer)
+        lines += _peer_lines(peer, (merged['plain']['rows'] or [{}])[0].get(
+            'shipped'))
     if gemm:
         lines += ['', _gemm_sentence(gemm)]
+    lines += _bf16_lines(merged['bf16'])
     if merged.get('backends'):
         lines += _backend_lines(merged['backends'])
     lines += _unplaced_lines(merged['unplaced'])
     return '\n'.join(lines) + '\n'
-
-
-def _inter(interleaved: Optional[dict], ratio_only: bool = False) -> str:
-    """`` (interleaved: R)`` from an :func:`interleaved_ratio` result."""
-    ratio = interleaved if ratio_only else (interleaved or {}).get('ratio')
-    return f" (interleaved: {ratio['median']:.2f}x)" if ratio else ''
 
 
 def _backend_row(r: dict) -> List[str]:
@@ -202,43 +198,79 @@ def _backend_lines(rows: List[dict]) -> List[str]:
                  '== PyTorch'], map(_backend_row, rows))
 
 
-def _eager_lines(merged: dict, peer: dict) -> List[str]:
-    """The cells timed before deploying too: each comparison named."""
+def _x(value: Optional[float], interleaved: Optional[float] = None) -> str:
+    """``R.RRx`` (``(interleaved: R.RRx)``), or the missing marker."""
+    return MISSING if value is None else f'{value:.2f}x' + (
+        f' (interleaved: {interleaved:.2f}x)' if interleaved else '')
+
+
+def _run_line(note: dict, what: str) -> str:
+    load = '/'.join(f'{x[0]:.1f}' if x else MISSING
+                    for x in note['load_average'])
+    return (f"{what}: {note['date']}, load average (1 min) {load} at start"
+            f"/end, `{note['command']}`.")
+
+
+def _plain_lines(plain: dict) -> List[str]:
+    """The plain run (``--deploy none``) beside the main run: each
+    comparison named."""
     lines = []
-    for family in FAMILIES:
-        for level in LEVELS:
-            ours = merged['cells'][family][level]['ours']
-            if not ours.get('eager') or not peer.get('shipped'):
-                continue
-            lines += ['', f'### {family} {level}: every comparison', '',
-                      '| Ours | Peer | images/s ours | images/s peer | '
-                      'ratio |', '|---|---|---|---|---|',
-                      f"| plain (as the config builds it) | as shipped | "
-                      f"{_speed(ours['eager']['images_per_s'])} | "
-                      f"{_speed(peer['shipped']['images_per_s'])} | "
-                      f"{fmt(ours['eager_peer_ratio'], '.2f')}x"
-                      f"{_inter(ours['eager'].get('interleaved'))} |",
-                      f"| deployed | deployed alike | "
-                      f"{_speed(ours['images_per_s'])} | "
-                      f"{_speed(peer['images_per_s'])} | "
-                      f"{fmt(ours['peer_ratio'], '.2f')}x"
-                      f"{_inter(ours['peer_ratio_interleaved'], True)} |",
-                      f"| deployed | as shipped | "
-                      f"{_speed(ours['images_per_s'])} | "
-                      f"{_speed(peer['shipped']['images_per_s'])} | "
-                      f"{fmt(ours['peer_shipped_ratio'], '.2f')}x |",
-                      '', 'The fair figures are the first two rows (equal '
-                      'treatment); the last row flatters us and is shown '
-                      'only so that it is not mistaken for a fair one. '
-                      '"interleaved": median over rounds of one peer step '
-                      'then one step of ours.']
+    for r in plain['rows']:
+        lines += ['', f"### {r['family']} {r['level']}: every comparison",
+                  ''] + markdown_table(
+            ['Ours', 'Peer', 'images/s ours', 'images/s peer', 'ratio'], [
+                ['plain (as the config builds it)', 'as shipped',
+                 fmt(r['plain'], '.2f'), fmt(r['shipped'], '.2f'),
+                 _x(r['ratio'], r['interleaved'])],
+                ['deployed', 'deployed alike', fmt(r['deployed'], '.2f'),
+                 fmt(r['peer_deployed'], '.2f'),
+                 _x(r['ratio_deployed'], r['interleaved_deployed'])],
+                ['deployed', 'as shipped', fmt(r['deployed'], '.2f'),
+                 fmt(r['shipped'], '.2f'), _x(r['ratio_deployed_shipped'])]])
+        lines += ['', 'The fair figures are the first two rows (equal '
+                  'treatment); the last row flatters us and is shown only '
+                  'so that it is not mistaken for a fair one. The first row '
+                  'is a run of its own with no deploy steps (`--deploy '
+                  'none`), the others the main run. "interleaved": median '
+                  'over rounds of one peer step then one step of ours.']
+    if lines and plain['note']:
+        lines += ['', _run_line(plain['note'], 'Plain run')]
     return lines
 
 
-def _peer_lines(peer: dict) -> List[str]:
+def _bf16_lines(bf16: dict) -> List[str]:
+    """Ours and the peer in fp32 and with the bf16 step, side by side."""
+    note = bf16['note']
+    if not note:
+        return []
+    lines = ['', '## bf16 (dense parts in bfloat16, boxes and NMS in '
+             'float32; the `bf16` deploy step, ours and the peer alike)', '']
+    if note['skipped']:
+        return lines + [f"Not measured: {note['skipped']}."]
+    lines += markdown_table(
+        ['Cell', 'ours fp32', 'ours bf16', 'speed-up', 'peer fp32',
+         'peer bf16', 'peer speed-up', 'ours / peer fp32',
+         'ours / peer bf16'],
+        ([f"{r['family']} {r['level']}", fmt(r['fp32'], '.2f'),
+          fmt(r['bf16'], '.2f'), _x(r['speedup']), fmt(r['peer_fp32'], '.3f'),
+          fmt(r['peer_bf16'], '.3f'), _x(r['peer_speedup']),
+          _x(r['ratio_fp32'], r['interleaved_fp32']),
+          _x(r['ratio_bf16'], r['interleaved_bf16'])]
+         for r in bf16['rows']))
+    skipped = {r['bf16_parts']['skipped'] for r in bf16['rows']
+               if 'skipped' in (r['bf16_parts'] or {})}
+    return lines + [''] + [f'bf16 step skipped, model unchanged: {s}.'
+                           for s in sorted(skipped)] + [
+        'images/s; fp32 = the main run (default deploy steps), bf16 = a run '
+        'of its own in the same job with the `bf16` step added. Ratios of '
+        'medians; "interleaved": median over rounds of one peer step then '
+        'one step of ours, both in the same precision.',
+        _run_line(note, 'bf16 run')]
+
+
+def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
     ips = peer['images_per_s']
     steps = ', '.join((peer.get('deploy') or {}).get('steps', [])) or 'none'
-    shipped = (peer.get('shipped') or {}).get('images_per_s')
     deploy = peer.get('deploy') or {}
     det = peer.get('detections') or {}
     return ['', '## Peer', '',
@@ -250,7 +282,7 @@ def _peer_lines(peer: dict) -> List[str]:
             f"{deploy.get('unfused_bn', 0)} left) {ips['median']:.3f} "
             f"images/s [{ips['min']:.3f}, {ips['max']:.3f}] over "
             f"{ips['iters']} batches"
-            + (f"; as shipped {shipped['median']:.3f} images/s"
+            + (f"; as shipped {shipped:.3f} images/s (plain run)"
                if shipped else '')
             + f"; {peer['macs_per_batch'] / 1e9:.1f} GMACs/batch"
             + (f", {peer['gemm_fraction'] * 100:.0f}% of the GEMM rate"

@@ -1,11 +1,12 @@
 """Table 7 of the ShuffleNet V2 paper from this project's measurements.
 
-Merges a benchmark JSON (``tools/benchmark.py``), COCO metrics JSONs
+Merges the benchmark's records (``tools/benchmark.py``: the main run, and
+the plain, bf16 and ONNX-runtime runs), COCO metrics JSONs
 (``tools/test.py --metrics-out``) and the complexity table
-(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row per
-backbone family, one column per complexity level, our number beside the
-paper's. A number this project did not measure is shown as :data:`MISSING`
-and stored as ``null``; nothing is filled in.
+(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row
+per backbone family, one column per complexity level, our number beside the
+paper's, and flat rows for the other runs. A number this project did not
+measure is shown as ``MISSING`` and stored as ``null``; nothing is filled in.
 """
 import json
 import os
@@ -14,8 +15,8 @@ from typing import Dict, List, Optional, Sequence
 
 from shufflenet_det.engine.atomic_io import (atomic_write_bytes,
                                              atomic_write_json)
-from shufflenet_det.table7 import (FAMILIES, LEVELS, MMAP_KEY, PAPER_TABLE7,
-                                   place)
+from shufflenet_det.paper import FAMILIES, LEVELS, PAPER_TABLE7
+from shufflenet_det.table7 import MMAP_KEY, place
 
 from .render import breakdown_markdown, to_markdown
 
@@ -74,98 +75,195 @@ def complexity_cells() -> Dict[tuple, dict]:
             for row in table7_complexity()}
 
 
-def backend_rows(benchmarks: Sequence[dict]) -> List[dict]:
-    """One row per Table 7 config of ``tools/benchmark.py --backend`` runs.
+def _median(result: Optional[dict]) -> Optional[float]:
+    return ((result or {}).get('images_per_s') or {}).get('median')
 
-    Returns:
-        list[dict]: ``backend``, ``family``, ``level``, ``date``,
-        ``load_average`` (start, end), ``images_per_s`` (ours on the
-        runtime), ``torch_images_per_s`` (our deployed PyTorch path, same
-        run), ``peer_images_per_s`` (the peer on the runtime),
-        ``peer_ratio`` and ``interleaved`` (medians), ``detections_equal``.
+
+def _ratio(result: Optional[dict]) -> Optional[float]:
+    """The interleaved ours / peer median of a result."""
+    return (((result or {}).get('interleaved') or {}).get('ratio')
+            or {}).get('median')
+
+
+def by_cell(record: Optional[dict]) -> Dict[tuple, dict]:
+    """``(family, level) -> result`` of a run's measured Table 7 configs."""
+    return {(r['table7']['family'], r['table7']['level']): r
+            for r in (record or {}).get('results', [])
+            if r.get('table7') and 'images_per_s' in r}
+
+
+def legacy_plain(record: Optional[dict]) -> Optional[dict]:
+    """Schema 2 timed the plain model inside the main run (``eager``, the
+    peer's ``shipped``): that timing as a run of its own (``--deploy
+    none``), as schema 3 records it."""
+    results = [dict(r, **r['eager'], peer_ratio=r.get('eager_peer_ratio'))
+               for r in (record or {}).get('results', []) if r.get('eager')]
+    shipped = ((record or {}).get('peer') or {}).get('shipped')
+    if not results or not shipped:
+        return None
+    return dict(record, run='plain', results=results,
+                settings=dict(record['settings'], deploy=[]),
+                peer=dict(record['peer'], **shipped))
+
+
+def classify(main: Optional[dict], runs: Sequence[dict]) -> dict:
+    """The other runs of the report, by their settings: ``plain`` (no
+    deploy steps), ``bf16`` (the bf16 step) and ``backends`` (ONNX
+    runtimes).
+
+    Raises:
+        ValueError: For a PyTorch run that is none of these.
     """
+    out = dict(plain=legacy_plain(main), bf16=None, backends=[])
+    for record in runs:
+        settings = record.get('settings') or {}
+        deploy = settings.get('deploy', settings.get('optimizations')) or []
+        if settings.get('backend', 'torch') != 'torch':
+            out['backends'].append(record)
+        elif 'bf16' in deploy:
+            out['bf16'] = record
+        elif not deploy:
+            out['plain'] = record
+        else:
+            raise ValueError(f'table7: a run with deploy steps {deploy} on '
+                             'PyTorch is neither plain (none), bf16 nor '
+                             'another runtime; give it as --benchmark')
+    return out
+
+
+def backend_rows(benchmarks: Sequence[dict]) -> List[dict]:
+    """One row per Table 7 config of ``tools/benchmark.py --backend`` runs:
+    ``backend``, ``family``, ``level``, ``date``, ``load_average`` (start,
+    end), ``images_per_s`` (ours on the runtime), ``torch_images_per_s``
+    (our deployed PyTorch path, same run), ``peer_images_per_s`` (the peer
+    on the runtime), ``peer_ratio``, ``interleaved``,
+    ``detections_equal``."""
     rows = []
     for bench in benchmarks:
         env = bench.get('environment') or {}
-        peer = bench.get('peer') or {}
-        for result in bench.get('results', []):
-            cell = result.get('table7')
-            if not cell or 'images_per_s' not in result:
-                continue
+        for (family, level), result in by_cell(bench).items():
             rows.append(dict(
-                backend=(bench.get('settings') or {}).get('backend',
-                                                          'torch'),
-                family=cell['family'], level=cell['level'],
-                date=env.get('date'),
+                backend=bench['settings'].get('backend'), family=family,
+                level=level, date=env.get('date'),
                 load_average=(env.get('load_average'),
                               env.get('load_average_end')),
-                images_per_s=result['images_per_s']['median'],
-                torch_images_per_s=(result.get('torch_deployed') or {}).get(
-                    'images_per_s', {}).get('median'),
-                peer_images_per_s=(peer.get('images_per_s') or {}).get(
-                    'median'),
+                images_per_s=_median(result),
+                torch_images_per_s=_median(result.get('torch_deployed')),
+                peer_images_per_s=_median(bench.get('peer')),
                 peer_ratio=result.get('peer_ratio'),
-                interleaved=((result.get('interleaved') or {}).get('ratio')
-                             or {}).get('median'),
+                interleaved=_ratio(result),
                 detections_equal=(result.get('detections') or {}).get(
                     'equal')))
     return rows
 
 
+def plain_rows(main: Optional[dict], plain: Optional[dict]) -> List[dict]:
+    """Per cell of the plain run (``--deploy none``): ours plain vs the peer
+    as shipped, beside both deployed alike (the main run), and ours
+    deployed vs the peer as shipped (unequal, named as such)."""
+    deployed = by_cell(main)
+    rows = []
+    for key, result in by_cell(plain).items():
+        ours = deployed.get(key)
+        peer, shipped = _median((main or {}).get('peer')), _median(
+            plain.get('peer'))
+        rows.append(dict(
+            family=key[0], level=key[1], plain=_median(result),
+            shipped=shipped, ratio=result.get('peer_ratio'),
+            interleaved=_ratio(result), deployed=_median(ours),
+            peer_deployed=peer, ratio_deployed=(ours or {}).get('peer_ratio'),
+            interleaved_deployed=_ratio(ours),
+            ratio_deployed_shipped=_median(ours) / shipped
+            if ours and shipped else None))
+    return rows
+
+
+def bf16_rows(main: Optional[dict], bf16: Optional[dict]) -> List[dict]:
+    """Per cell of the bf16 run: ours and the peer in fp32 (the main run)
+    and bf16 (the same job), speed-ups, and ours / peer in each."""
+    fp32 = by_cell(main)
+    peer32, peer16 = _median((main or {}).get('peer')), _median(
+        (bf16 or {}).get('peer'))
+    rows = []
+    for key, result in by_cell(bf16).items():
+        ours32, ours16 = _median(fp32.get(key)), _median(result)
+        rows.append(dict(
+            family=key[0], level=key[1], fp32=ours32, bf16=ours16,
+            speedup=ours16 / ours32 if ours32 else None,
+            peer_fp32=peer32, peer_bf16=peer16,
+            peer_speedup=peer16 / peer32 if peer16 and peer32 else None,
+            ratio_fp32=(fp32.get(key) or {}).get('peer_ratio'),
+            interleaved_fp32=_ratio(fp32.get(key)),
+            ratio_bf16=result.get('peer_ratio'),
+            interleaved_bf16=_ratio(result),
+            bf16_parts=(result.get('deploy') or {}).get('bf16')))
+    return rows
+
+
+def _run_note(record: Optional[dict]) -> Optional[dict]:
+    """When and under what load a run ran, or why it did not."""
+    if not record:
+        return None
+    env = record.get('environment') or {}
+    return dict(skipped=record.get('skipped'), date=env.get('date'),
+                command=env.get('command'),
+                load_average=(env.get('load_average'),
+                              env.get('load_average_end')))
+
+
+def _ours(bench: dict, metrics: dict, complexity: dict) -> dict:
+    """One cell's figures; None where not measured."""
+    return dict(
+        mmap=metrics.get('mmap'), images_per_s=bench.get('images_per_s'),
+        peer_ratio=bench.get('peer_ratio'),
+        peer_ratio_interleaved=(bench.get('interleaved') or {}).get('ratio'),
+        macs_per_batch=bench.get('macs_per_batch'),
+        gemm_fraction=bench.get('gemm_fraction'),
+        equivalence_ok=bench.get('equivalence_ok'),
+        detections_equal=(bench.get('detections') or {}).get('equal'),
+        config=bench.get('config') or metrics.get('config'),
+        mflops=complexity.get('mflops'), mparams=complexity.get('mparams'))
+
+
 def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
-          complexity: Dict[tuple, dict],
-          backends: Sequence[dict] = ()) -> dict:
-    """Everything per Table 7 cell, ours beside the paper's.
+          complexity: Dict[tuple, dict], runs: Sequence[dict] = ()) -> dict:
+    """Everything per Table 7 cell, ours beside the paper's, and the rows
+    of the other runs.
+
+    Args:
+        benchmark (dict, optional): The main run's record.
+        metrics, complexity (dict): :func:`metrics_cells`,
+            :func:`complexity_cells`.
+        runs (Sequence[dict]): Records of other runs (plain, bf16, ONNX
+            runtimes), told apart by :func:`classify`.
 
     Returns:
-        dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``
-        where unmeasured values are None), ``unplaced`` (benchmarked configs
-        that are no Table 7 cell, or failed), ``environment``, ``settings``,
-        ``gemm`` and ``peer`` from the benchmark.
+        dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``,
+        unmeasured values None), ``unplaced`` (configs that are no Table 7
+        cell, or failed), ``plain``, ``bf16`` (rows and ``note``),
+        ``backends`` (rows), and ``environment``, ``settings``, ``gemm``,
+        ``peer`` of the main run.
     """
-    speed = {}
-    unplaced = []
-    for result in (benchmark or {}).get('results', []):
-        cell = result.get('table7')
-        if cell and 'images_per_s' in result:
-            speed[(cell['family'], cell['level'])] = result
-        else:
-            unplaced.append(dict(name=result.get('name'),
-                                 config=result.get('config'),
-                                 error=result.get('error'),
-                                 images_per_s=result.get('images_per_s')))
-    cells = {}
-    for family in FAMILIES:
-        cells[family] = {}
-        for level in LEVELS:
-            key = (family, level)
-            bench = speed.get(key, {})
-            ours = dict(
-                mmap=metrics.get(key, {}).get('mmap'),
-                images_per_s=bench.get('images_per_s'),
-                peer_ratio=bench.get('peer_ratio'),
-                peer_ratio_interleaved=(bench.get('interleaved') or {}).get(
-                    'ratio'),
-                macs_per_batch=bench.get('macs_per_batch'),
-                gemm_fraction=bench.get('gemm_fraction'),
-                equivalence_ok=bench.get('equivalence_ok'),
-                detections_equal=(bench.get('detections') or {}).get(
-                    'equal'),
-                eager=bench.get('eager'),
-                eager_peer_ratio=bench.get('eager_peer_ratio'),
-                peer_shipped_ratio=bench.get('peer_shipped_ratio'),
-                config=bench.get('config') or metrics.get(key, {}).get(
-                    'config'),
-                mflops=complexity.get(key, {}).get('mflops'),
-                mparams=complexity.get(key, {}).get('mparams'))
-            paper = PAPER_TABLE7[family]
-            cells[family][level] = dict(
-                ours=ours,
-                paper=dict(mmap=paper['mmap'][level],
-                           gpu_images_per_s=paper['gpu_images_per_s'][level]))
     benchmark = benchmark or {}
+    other = classify(benchmark, runs)
+    speed = by_cell(benchmark)
+    unplaced = [dict(name=r.get('name'), config=r.get('config'),
+                     error=r.get('error'), images_per_s=r.get('images_per_s'))
+                for r in benchmark.get('results', [])
+                if r not in speed.values()]
+    cells = {family: {level: dict(
+        ours=_ours(speed.get((family, level), {}),
+                   metrics.get((family, level), {}),
+                   complexity.get((family, level), {})),
+        paper=dict(mmap=PAPER_TABLE7[family]['mmap'][level],
+                   gpu_images_per_s=PAPER_TABLE7[family]['gpu_images_per_s'][
+                       level])) for level in LEVELS} for family in FAMILIES}
     return dict(cells=cells, unplaced=unplaced,
-                backends=backend_rows(backends),
+                plain=dict(rows=plain_rows(benchmark, other['plain']),
+                           note=_run_note(other['plain'])),
+                bf16=dict(rows=bf16_rows(benchmark, other['bf16']),
+                          note=_run_note(other['bf16'])),
+                backends=backend_rows(other['backends']),
                 environment=benchmark.get('environment'),
                 settings=benchmark.get('settings'),
                 gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
@@ -220,13 +318,13 @@ def plot(merged: dict, path: str) -> bool:
 def write_report(out_dir: str, benchmark: Optional[dict],
                  metrics: Dict[tuple, dict],
                  complexity: Dict[tuple, dict],
-                 backends: Sequence[dict] = ()) -> Dict[str, str]:
+                 runs: Sequence[dict] = ()) -> Dict[str, str]:
     """Write ``table7.md``, ``table7.json``, ``table7.png`` (when any speed
     was measured) and ``breakdown.md`` (with a benchmark) under ``out_dir``;
-    returns their paths. ``backends``: ``tools/benchmark.py --backend``
-    JSONs, shown in a section of their own."""
+    returns their paths. ``runs``: records of other runs (see
+    :func:`merge`), each shown in a section of its own."""
     os.makedirs(out_dir, exist_ok=True)
-    merged = merge(benchmark, metrics, complexity, backends)
+    merged = merge(benchmark, metrics, complexity, runs)
     paths = dict(json=osp.join(out_dir, 'table7.json'),
                  markdown=osp.join(out_dir, 'table7.md'))
     png = osp.join(out_dir, 'table7.png')
