@@ -2,15 +2,13 @@
 
 ``tools/benchmark.py --backend onnxruntime|openvino``: ours and the peer are
 both exported to ONNX (after the same deploy steps) and run on the same
-runtime with the same thread count, so each backend's figures compare the
-two under equal treatment. Ours is the whole detector as one graph
-(:class:`shufflenet_det.deploy.onnx.LightHeadONNX`); the peer is
-torchvision's ``fasterrcnn_mobilenet_v3_large_fpn`` as torchvision exports
-it (TorchScript exporter, its own ``NonMaxSuppression`` / ``RoiAlign``
-symbolics), pre- and post-processing included.
-
-Each step returns the detections as one ``boxes``/``scores``/``labels``
-dict per image, so :func:`~.verify.compare_detections` checks them against
+runtime with the same thread count. Ours is the whole detector as one graph
+(:func:`shufflenet_det.deploy.onnx.export_onnx`); the peer is torchvision's
+``fasterrcnn_mobilenet_v3_large_fpn`` as torchvision exports it
+(TorchScript exporter, its own ``NonMaxSuppression`` / ``RoiAlign``
+symbolics), pre- and post-processing included. Each step returns one
+``boxes``/``scores``/``labels`` dict per image, so
+:func:`~shufflenet_det.deploy.verify.compare_detections` checks them against
 the PyTorch model's.
 """
 import os.path as osp
@@ -25,24 +23,30 @@ import torch.nn as nn
 
 from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
 
-#: ``--backend`` choices; 'torch' is the PyTorch path of runner.py itself.
+#: ``--backend`` choices; 'torch' is the runner's own PyTorch path.
 BACKENDS = ('torch', *ONNX_BACKENDS)
 
 
-def backend_version(backend: str) -> str:
-    """The runtime's version string (ImportError if not installed)."""
+def _export_and_load(export: Callable[[str], int], backend: str):
+    """``export(path)`` (returns the opset), then load the file on
+    ``backend``; returns the runner and what the step's record says."""
+    from shufflenet_det.deploy.onnx import build_runner
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'model.onnx')
+        start = time.perf_counter()
+        opset = export(path)
+        export_s = time.perf_counter() - start
+        start = time.perf_counter()
+        run = build_runner(path, backend, threads=torch.get_num_threads())
+        load_s = time.perf_counter() - start
     if backend == 'onnxruntime':
         import onnxruntime
-        return onnxruntime.__version__
-    if backend == 'openvino':
+        version = onnxruntime.__version__
+    else:
         import openvino
-        return openvino.get_version()
-    return torch.__version__
-
-
-def _runner(path: str, backend: str):
-    from shufflenet_det.deploy.onnx import build_runner
-    return build_runner(path, backend, threads=torch.get_num_threads())
+        version = openvino.get_version()
+    return run, dict(backend=backend, version=version, export_s=export_s,
+                     load_s=load_s, opset=opset)
 
 
 def detector_backend_step(model: nn.Module, data: dict, backend: str
@@ -56,8 +60,8 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
 
     Returns:
-        tuple: The step (returns one detections dict per image) and
-        ``backend``, ``version``, ``export_s``, ``load_s``, ``opset``.
+        tuple: The step (one detections dict per image) and ``backend``,
+        ``version``, ``export_s``, ``load_s``, ``opset``.
     """
     from shufflenet_det.deploy.onnx import export_onnx
     images = data['inputs']
@@ -66,45 +70,36 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
         raise ValueError('backend benchmark: the batch images must share '
                          'one size (a static ONNX input)')
     batch = torch.stack(images).float().numpy()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = osp.join(tmp, 'detector.onnx')
-        start = time.perf_counter()
-        info = export_onnx(model, path, shape, len(images))
-        export_s = time.perf_counter() - start
-        start = time.perf_counter()
-        run = _runner(path, backend)
-        load_s = time.perf_counter() - start
+    run, info = _export_and_load(lambda path: export_onnx(
+        model, path, shape, len(images))['opset'], backend)
 
     def step():
         dets, labels = run(batch)
         return [_instances(d[:, :4], d[:, 4], lab, lab >= 0)
                 for d, lab in zip(dets, labels)]
 
-    return step, dict(backend=backend, version=backend_version(backend),
-                      export_s=export_s, load_s=load_s, opset=info['opset'])
+    return step, info
 
 
 def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
                       backend: str
                       ) -> Tuple[Callable[[], List[dict]], Dict]:
     """Export the torchvision peer with its own ONNX support and run it on
-    ``backend`` (same arguments and returns as
-    :func:`detector_backend_step`, ``images`` being ``peer_inputs``)."""
+    ``backend`` (returns as :func:`detector_backend_step`; ``images``:
+    ``peer_inputs``)."""
     from shufflenet_det.deploy.onnx import DEFAULT_OPSET
     inputs = [i.cpu().numpy() for i in images]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = osp.join(tmp, 'peer.onnx')
-        start = time.perf_counter()
+
+    def export(path):
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter('ignore')
             torch.onnx.export(model, (list(images), ), path, dynamo=False,
                               opset_version=DEFAULT_OPSET,
                               input_names=[f'image{i}'
                                            for i in range(len(images))])
-        export_s = time.perf_counter() - start
-        start = time.perf_counter()
-        run = _runner(path, backend)
-        load_s = time.perf_counter() - start
+        return DEFAULT_OPSET
+
+    run, info = _export_and_load(export, backend)
 
     def step():
         out = run(*inputs)
@@ -112,14 +107,12 @@ def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
         return [_instances(out[i], out[i + 2], out[i + 1])
                 for i in range(0, len(out), 3)]
 
-    return step, dict(backend=backend, version=backend_version(backend),
-                      export_s=export_s, load_s=load_s, opset=DEFAULT_OPSET)
+    return step, info
 
 
 def _instances(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                keep=None) -> dict:
     if keep is not None:
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-    return dict(boxes=torch.from_numpy(np.ascontiguousarray(boxes)),
-                scores=torch.from_numpy(np.ascontiguousarray(scores)),
-                labels=torch.from_numpy(np.ascontiguousarray(labels)))
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
+            (('boxes', boxes), ('scores', scores), ('labels', labels))}

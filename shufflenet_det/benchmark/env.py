@@ -5,7 +5,7 @@ import os
 import platform
 import shlex
 import sys
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import torch
 
@@ -20,28 +20,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def device_name(device: torch.device) -> str:
-    """A human-readable device description, e.g. ``'2-core x86_64 CPU (AMD
-    EPYC)'`` or ``'NVIDIA H100 80GB HBM3'``."""
-    if device.type == 'cuda':
-        return torch.cuda.get_device_name(device)
-    return (f'{os.cpu_count()}-core {platform.machine()} CPU '
-            f'({cpu_name()})')
-
-
-def library_versions(names: Optional[List[str]] = None) -> Dict[str, str]:
-    """``__version__`` of each library, ``'missing'`` when not importable."""
-    names = names or ['torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet',
-                      'numpy', 'shufflenet_det']
-    versions = {'python': platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = str(importlib.import_module(name).__version__)
-        except Exception:  # noqa: BLE001  (any import failure = missing)
-            versions[name] = 'missing'
-    return versions
 
 
 def load_average() -> Optional[List[float]]:
@@ -64,41 +42,42 @@ def cuda_fp32(device: torch.device) -> dict:
                 cudnn=torch.backends.cudnn.version())
 
 
-def command_line() -> str:
-    """The command that started this process, shell-quoted."""
-    return shlex.join(['python'] + sys.argv)
+def _version(name: str) -> str:
+    try:
+        return str(importlib.import_module(name).__version__)
+    except Exception:  # noqa: BLE001  (any import failure = missing)
+        return 'missing'
 
 
 def environment(device: torch.device) -> dict:
     """Everything a result file needs to say where it was measured.
 
-    Args:
-        device (torch.device): The benchmark device.
-
     Returns:
-        dict: ``device``, ``device_type``, ``torch_threads``,
-        ``torch_interop_threads``, ``omp_num_threads`` (environment), ``cuda``
-        (CUDA/cuDNN versions or None), ``versions``, ``date`` (local,
-        ISO 8601 with offset), ``command``, ``load_average``.
+        dict: ``device`` (e.g. ``'2-core x86_64 CPU (AMD EPYC)'`` or the
+        GPU's name), ``device_type``, ``torch_threads``,
+        ``torch_interop_threads``, ``omp_num_threads`` (environment),
+        ``cuda`` (CUDA/cuDNN versions, capability, TF32; None on CPU),
+        ``versions``, ``date`` (local ISO 8601 with offset), ``command``
+        (shell-quoted) and ``load_average``.
     """
-    cuda = None
-    if device.type == 'cuda':
-        cuda = dict(cuda=torch.version.cuda,
-                    cudnn=torch.backends.cudnn.version(),
-                    capability='.'.join(
-                        map(str, torch.cuda.get_device_capability(device))),
-                    cudnn_benchmark=torch.backends.cudnn.benchmark,
-                    tf32=dict(cudnn=torch.backends.cudnn.allow_tf32,
-                              matmul=torch.backends.cuda.matmul.allow_tf32))
+    cuda = None if device.type != 'cuda' else dict(
+        cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+        capability='.'.join(map(str, torch.cuda.get_device_capability(
+            device))),
+        cudnn_benchmark=torch.backends.cudnn.benchmark,
+        tf32=dict(cudnn=torch.backends.cudnn.allow_tf32,
+                  matmul=torch.backends.cuda.matmul.allow_tf32))
     return dict(
-        device=device_name(device),
-        device_type=device.type,
-        torch_threads=torch.get_num_threads(),
+        device=torch.cuda.get_device_name(device) if cuda else
+        f'{os.cpu_count()}-core {platform.machine()} CPU ({cpu_name()})',
+        device_type=device.type, torch_threads=torch.get_num_threads(),
         torch_interop_threads=torch.get_num_interop_threads(),
-        omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
-        cuda=cuda,
-        versions=library_versions(),
+        omp_num_threads=os.environ.get('OMP_NUM_THREADS'), cuda=cuda,
+        versions=dict(python=platform.python_version(), **{
+            name: _version(name) for name in (
+                'torch', 'torchvision', 'mmcv', 'mmengine', 'mmdet',
+                'numpy', 'shufflenet_det')}),
         date=datetime.datetime.now().astimezone().isoformat(
             timespec='seconds'),
-        command=command_line(),
+        command=shlex.join(['python'] + sys.argv),
         load_average=load_average())

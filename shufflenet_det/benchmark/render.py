@@ -1,201 +1,17 @@
 """Markdown of the benchmark's results: the Table 7 report and the time
 breakdown (``tools/table7.py`` and ``tools/benchmark.py`` both call these).
 
-Rendering only: :mod:`.report` merges the measurements, nothing here
-measures or reads files.
+Rendering only: :mod:`.report` merges the records, nothing here measures or
+reads files.
 """
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from shufflenet_det.markdown import fmt, markdown_table
-from shufflenet_det.table7 import FAMILIES, FOCUS_CELL, LEVELS, MISSING
+from shufflenet_det.paper import FAMILIES, LEVELS
+from shufflenet_det.table7 import FOCUS_CELL, MISSING
 
-
-def _gemm_sentence(gemm: dict) -> str:
-    kinds = [(k, gemm[k]) for k in ('mm', 'conv1x1') if k in gemm]
-    detail = ', '.join(
-        f"{'torch.mm' if k == 'mm' else '1x1 conv (oneDNN/cuDNN)'} "
-        f"{v['macs_per_s_best'] / 1e9:.1f}" for k, v in kinds)
-    return (f"fp32 GEMM reference: {_gemm_reference(gemm) / 1e9:.1f} GMAC/s, "
-            f"the best n={gemm['n']} product (GMAC/s: {detail}; best of "
-            f"{gemm['iters']} at the start"
-            + (' and at the end' if 'end' in gemm else '')
-            + ' of the run, same threads). "of GEMM" = multiply-adds executed'
-            ' per second / this rate.')
-
-
-def _gemm_reference(gemm: dict) -> float:
-    """The GEMM rate that ``gemm_fraction`` values are relative to."""
-    return gemm.get('macs_per_s_reference', gemm['macs_per_s_best'])
-
-
-def _speed(images_per_s: Optional[dict]) -> str:
-    return MISSING if not images_per_s else f"{images_per_s['median']:.2f}"
-
-
-def _row_table(title: str, merged: dict, cell_fn) -> List[str]:
-    return markdown_table(
-        [title, *LEVELS],
-        ([family] + [cell_fn(merged['cells'][family][level])
-                     for level in LEVELS] for family in FAMILIES))
-
-
-def _deploy_steps(settings: dict) -> str:
-    """The deploy steps of a run (schema 1 called them optimizations)."""
-    steps = settings.get('deploy', settings.get('optimizations'))
-    return ', '.join(steps or []) or 'none'
-
-
-def _percent(fraction: Optional[float]) -> str:
-    return MISSING if fraction is None else f'{100 * fraction:.0f}%'
-
-
-def _config_row(family: str, level: str, ours: dict,
-                batch_size: int) -> List[str]:
-    """The cells of one row of the per-config table."""
-    ips, macs = ours['images_per_s'], ours['macs_per_batch']
-    rate = macs * ips['median'] / batch_size if ips and macs else None
-    config = osp.basename(ours['config']) if ours['config'] else MISSING
-    speed = MISSING if not ips else (
-        f"{ips['median']:.3f} [{ips['min']:.3f}, {ips['max']:.3f}] "
-        f"({ips['iters']} it)")
-    same = {None: MISSING, True: 'yes', False: 'NO'}[ours['equivalence_ok']]
-    same += ' / ' + {None: MISSING, True: 'yes', False: 'NO'}[
-        ours.get('detections_equal')]
-    cells = [family, level, config, speed,
-             fmt(macs / 1e9 if macs else None),
-             fmt(rate / 1e9 if rate else None),
-             _percent(ours['gemm_fraction']),
-             fmt(ours['peer_ratio'], '.2f'), same]
-    return cells
-
-
-def _header_lines(merged: dict) -> List[str]:
-    """Title, machine, settings and command of the run."""
-    env = merged.get('environment') or {}
-    settings = merged.get('settings') or {}
-    lines = ['# Table 7 (ShuffleNet V2, ECCV 2018) reproduced', '']
-    if not env:
-        return lines + ['No benchmark JSON given: every speed is missing.',
-                        '']
-    return lines + [
-        f"Speed measured on **{env.get('device', MISSING)}**, torch threads "
-        f"{env.get('torch_threads')}, {env.get('date')}; load average "
-        f"(1/5/15 min) {env.get('load_average')} at start, "
-        f"{env.get('load_average_end')} at end.",
-        f"Batch {settings.get('batch_size')} of "
-        f"{'x'.join(map(str, settings.get('img_size', [])))} images, "
-        f"{'fp16 dense parts' if 'fp16' in _deploy_steps(settings) else 'fp32'}, "
-        'full inference (pre-processing, backbone, RPN, large separable '
-        'conv, PSRoI pooling, R-CNN, NMS) of the detector each config '
-        "builds (what tools/test.py evaluates); random weights; deploy "
-        f"steps applied to ours and to the peer alike: "
-        f"{_deploy_steps(settings)}.", '',
-        f"Command: `{env.get('command')}`", '']
-
-
-def _peer_ratio_cell(ours: dict) -> str:
-    if ours['peer_ratio'] is None:
-        return MISSING
-    inter = ours['peer_ratio_interleaved']
-    return f"{ours['peer_ratio']:.2f}x" + (
-        f" (interleaved: {inter['median']:.2f}x)" if inter else '')
-
-
-def _peer_ratio_lines(merged: dict, peer: dict) -> List[str]:
-    """Ours / the peer per cell, and every comparison of the focus cell."""
-    lines = ['', f"## Speed relative to the peer ({peer['name']}, "
-             f"{peer['images_per_s']['median']:.3f} images/s in the "
-             'same run), both deployed alike', '']
-    lines += _row_table('Model', merged,
-                        lambda c: _peer_ratio_cell(c['ours']))
-    lines += ['', 'Ours deployed / the peer deployed: the same deploy '
-              'steps, the same runtime. Ratios divide medians of '
-              'images/s measured minutes apart; "interleaved" is the '
-              'median over rounds of one peer step then one step of '
-              'ours, which cancels slow changes of machine load.']
-    return lines + _plain_lines(merged['plain'])
-
-
-def _per_config_lines(merged: dict) -> List[str]:
-    batch_size = (merged.get('settings') or {}).get('batch_size', 1)
-    rows = [_config_row(family, level,
-                        merged['cells'][family][level]['ours'], batch_size)
-            for family in FAMILIES for level in LEVELS]
-    return ['', '## Per config', ''] + markdown_table(
-        ['Family', 'Level', 'Config', 'images/s median [min, max]',
-         'GMACs/batch', 'GMAC/s', 'of GEMM', 'x peer (both deployed)',
-         '== plain (parts / detections)'], rows)
-
-
-def _unplaced_lines(unplaced: List[dict]) -> List[str]:
-    if not unplaced:
-        return []
-    return ['', '## Configs outside the table or failed', ''] + [
-        f"- `{item['config']}`: " + (
-            f"failed: {item['error']}" if item['error'] else
-            f"{_speed(item['images_per_s'])} images/s, not a Table 7 "
-            'backbone') for item in unplaced]
-
-
-def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
-    """Render :func:`~shufflenet_det.benchmark.report.merge` as markdown."""
-    device = (merged.get('environment') or {}).get('device', MISSING)
-    peer, gemm = merged.get('peer'), merged.get('gemm')
-    lines = _header_lines(merged)
-    lines += [f'`{MISSING}` = not measured by this project. Paper values in '
-              'parentheses.', '', '## mmAP (%), COCO val2017 = minival', '']
-    lines += _row_table('Model', merged, lambda c: (
-        f"{fmt(c['ours']['mmap'])} ({c['paper']['mmap']})"))
-    lines += ['', f'## Speed (images/s): ours on {device} (paper: GPU, '
-              'batch 4)', '']
-    lines += _row_table('Model', merged, lambda c: (
-        f"{_speed(c['ours']['images_per_s'])} "
-        f"({c['paper']['gpu_images_per_s']})"))
-    if peer:
-        lines += _peer_ratio_lines(merged, peer)
-    lines += ['', '## Complexity: MFLOPs at 224x224 (classifier '
-              'convention of `shufflenet_det.analysis.complexity`)', '']
-    lines += _row_table('Model', merged, lambda c: fmt(c['ours']['mflops']))
-    if plot_name:
-        lines += ['', f'![speed vs MFLOPs]({plot_name})']
-    lines += _per_config_lines(merged)
-    if peer:
-        lines += _peer_lines(peer, (merged['plain']['rows'] or [{}])[0].get(
-            'shipped'))
-    if gemm:
-        lines += ['', _gemm_sentence(gemm)]
-    lines += _bf16_lines(merged['bf16'])
-    if merged.get('backends'):
-        lines += _backend_lines(merged['backends'])
-    lines += _unplaced_lines(merged['unplaced'])
-    return '\n'.join(lines) + '\n'
-
-
-def _backend_row(r: dict) -> List[str]:
-    load = '/'.join(f'{x[0]:.1f}' if x else MISSING
-                    for x in r['load_average'])
-    same = {None: MISSING, True: 'yes', False: 'NO'}[r['detections_equal']]
-    return [r['backend'], f"{r['family']} {r['level']}",
-            f"{(r['date'] or MISSING)[:16]}, {load}",
-            fmt(r['images_per_s'], '.2f'),
-            fmt(r['torch_images_per_s'], '.2f'),
-            fmt(r['peer_images_per_s'], '.3f'),
-            f"{fmt(r['peer_ratio'], '.2f')}x",
-            f"{fmt(r['interleaved'], '.2f')}x", same]
-
-
-def _backend_lines(rows: List[dict]) -> List[str]:
-    """Other runtimes, from separate ``--backend`` runs, each named."""
-    return ['', '## Other runtimes (separate runs: `tools/benchmark.py '
-            '--backend`)', '',
-            'Ours and the peer, both exported to ONNX and run on the same '
-            'runtime, in a run of their own (its date and load average '
-            'beside it): compare within a row only.', ''] + markdown_table(
-                ['Runtime', 'Cell', 'Run (UTC), load avg start/end',
-                 'ours images/s', 'ours in PyTorch, same run',
-                 'peer on the runtime', 'ours / peer', 'interleaved',
-                 '== PyTorch'], map(_backend_row, rows))
+_YES = {None: MISSING, True: 'yes', False: 'NO'}
 
 
 def _x(value: Optional[float], interleaved: Optional[float] = None) -> str:
@@ -204,15 +20,89 @@ def _x(value: Optional[float], interleaved: Optional[float] = None) -> str:
         f' (interleaved: {interleaved:.2f}x)' if interleaved else '')
 
 
-def _run_line(note: dict, what: str) -> str:
-    load = '/'.join(f'{x[0]:.1f}' if x else MISSING
-                    for x in note['load_average'])
-    return (f"{what}: {note['date']}, load average (1 min) {load} at start"
-            f"/end, `{note['command']}`.")
+def _giga(value: Optional[float], spec: str = '.1f') -> str:
+    return fmt(value / 1e9 if value else None, spec)
+
+
+def _percent(fraction: Optional[float]) -> str:
+    return MISSING if fraction is None else f'{100 * fraction:.0f}%'
+
+
+def _speed(images_per_s: Optional[dict]) -> str:
+    return MISSING if not images_per_s else f"{images_per_s['median']:.2f}"
+
+
+def _load(pair) -> str:
+    """``start/end`` 1-minute load averages."""
+    return '/'.join(f'{x[0]:.1f}' if x else MISSING for x in pair)
+
+
+def _deploy_steps(settings: dict) -> str:
+    """The deploy steps of a run (schema 1 called them optimizations)."""
+    steps = settings.get('deploy', settings.get('optimizations'))
+    return ', '.join(steps or []) or 'none'
+
+
+def _gemm_sentence(gemm: dict) -> str:
+    detail = ', '.join(
+        f"{'torch.mm' if k == 'mm' else '1x1 conv (oneDNN/cuDNN)'} "
+        f"{gemm[k]['macs_per_s_best'] / 1e9:.1f}" for k in ('mm', 'conv1x1')
+        if k in gemm)
+    reference = gemm.get('macs_per_s_reference', gemm['macs_per_s_best'])
+    return (f'fp32 GEMM reference: {reference / 1e9:.1f} GMAC/s, the best '
+            f"n={gemm['n']} product (GMAC/s: {detail}; best of "
+            f"{gemm['iters']} at the start"
+            + (' and at the end' if 'end' in gemm else '')
+            + ' of the run, same threads). "of GEMM" = multiply-adds executed'
+            ' per second / this rate.')
+
+
+def _row_table(merged: dict, cell_fn) -> List[str]:
+    return markdown_table(['Model', *LEVELS], (
+        [family] + [cell_fn(merged['cells'][family][level])
+                    for level in LEVELS] for family in FAMILIES))
+
+
+def _header_lines(merged: dict) -> List[str]:
+    """Title, machine, settings and command of the main run."""
+    env, settings = merged.get('environment'), merged.get('settings') or {}
+    lines = ['# Table 7 (ShuffleNet V2, ECCV 2018) reproduced', '']
+    if not env:
+        return lines + ['No benchmark JSON given: every speed is missing.',
+                        '']
+    steps = _deploy_steps(settings)
+    return lines + [
+        f"Speed measured on **{env.get('device', MISSING)}**, torch threads "
+        f"{env.get('torch_threads')}, {env.get('date')}; load average "
+        f"(1/5/15 min) {env.get('load_average')} at start, "
+        f"{env.get('load_average_end')} at end.",
+        f"Batch {settings.get('batch_size')} of "
+        f"{'x'.join(map(str, settings.get('img_size', [])))} images, "
+        f"{'fp16 dense parts' if 'fp16' in steps else 'fp32'}, "
+        'full inference (pre-processing, backbone, RPN, large separable '
+        'conv, PSRoI pooling, R-CNN, NMS) of the detector each config '
+        "builds (what tools/test.py evaluates); random weights; deploy "
+        f"steps applied to ours and to the peer alike: {steps}.", '',
+        f"Command: `{env.get('command')}`", '']
+
+
+def _peer_ratio_lines(merged: dict, peer: dict) -> List[str]:
+    """Ours / the peer per cell, and every comparison of the plain run."""
+    lines = ['', f"## Speed relative to the peer ({peer['name']}, "
+             f"{peer['images_per_s']['median']:.3f} images/s in the "
+             'same run), both deployed alike', '']
+    lines += _row_table(merged, lambda c: _x(c['ours']['peer_ratio'], (
+        c['ours']['peer_ratio_interleaved'] or {}).get('median')))
+    lines += ['', 'Ours deployed / the peer deployed: the same deploy '
+              'steps, the same runtime. Ratios divide medians of '
+              'images/s measured minutes apart; "interleaved" is the '
+              'median over rounds of one peer step then one step of '
+              'ours, which cancels slow changes of machine load.']
+    return lines + _plain_lines(merged['plain'])
 
 
 def _plain_lines(plain: dict) -> List[str]:
-    """The plain run (``--deploy none``) beside the main run: each
+    """The plain run (``--deploy none``) beside the main run, each
     comparison named."""
     lines = []
     for r in plain['rows']:
@@ -231,11 +121,66 @@ def _plain_lines(plain: dict) -> List[str]:
                   'treatment); the last row flatters us and is shown only '
                   'so that it is not mistaken for a fair one. The first row '
                   'is a run of its own with no deploy steps (`--deploy '
-                  'none`), the others the main run. "interleaved": median '
-                  'over rounds of one peer step then one step of ours.']
+                  'none`), the others the main run.']
     if lines and plain['note']:
         lines += ['', _run_line(plain['note'], 'Plain run')]
     return lines
+
+
+def _run_line(note: dict, what: str) -> str:
+    return (f"{what}: {note['date']}, load average (1 min) "
+            f"{_load(note['load_average'])} at start/end, "
+            f"`{note['command']}`.")
+
+
+def _config_row(family: str, level: str, ours: dict,
+                batch_size: int) -> List[str]:
+    """One row of the per-config table."""
+    ips, macs = ours['images_per_s'], ours['macs_per_batch']
+    return [family, level,
+            osp.basename(ours['config']) if ours['config'] else MISSING,
+            MISSING if not ips else
+            f"{ips['median']:.3f} [{ips['min']:.3f}, {ips['max']:.3f}] "
+            f"({ips['iters']} it)", _giga(macs),
+            _giga(macs * ips['median'] / batch_size if ips and macs
+                  else None),
+            _percent(ours['gemm_fraction']), fmt(ours['peer_ratio'], '.2f'),
+            f"{_YES[ours['equivalence_ok']]} / "
+            f"{_YES[ours['detections_equal']]}"]
+
+
+def _per_config_lines(merged: dict) -> List[str]:
+    batch_size = (merged.get('settings') or {}).get('batch_size', 1)
+    return ['', '## Per config', ''] + markdown_table(
+        ['Family', 'Level', 'Config', 'images/s median [min, max]',
+         'GMACs/batch', 'GMAC/s', 'of GEMM', 'x peer (both deployed)',
+         '== plain (parts / detections)'],
+        (_config_row(family, level, merged['cells'][family][level]['ours'],
+                     batch_size) for family in FAMILIES for level in LEVELS))
+
+
+def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
+    ips, deploy = peer['images_per_s'], peer.get('deploy') or {}
+    det = peer.get('detections') or {}
+    return ['', '## Peer', '',
+            f"{peer['name']} (random weights, min_size "
+            f"{peer['settings']['min_size']}, max_size "
+            f"{peer['settings']['max_size']}, torchvision defaults "
+            f"otherwise): deployed ({', '.join(deploy.get('steps', [])) or 'none'}"
+            f"; {deploy.get('fused_bn', 0)} BatchNorms folded, "
+            f"{deploy.get('unfused_bn', 0)} left) {ips['median']:.3f} "
+            f"images/s [{ips['min']:.3f}, {ips['max']:.3f}] over "
+            f"{ips['iters']} batches"
+            + (f'; as shipped {shipped:.3f} images/s (plain run)'
+               if shipped else '')
+            + f"; {_giga(peer['macs_per_batch'])} GMACs/batch"
+            + (f", {_percent(peer['gemm_fraction'])} of the GEMM rate"
+               if peer.get('gemm_fraction') is not None else '')
+            + ('' if not det else
+               f"; deployed detections == shipped ({det['detections']} "
+               'detections)' if det.get('equal') else
+               f"; deployed detections differ from shipped "
+               f"({det.get('num_differences')})") + '.']
 
 
 def _bf16_lines(bf16: dict) -> List[str]:
@@ -247,7 +192,9 @@ def _bf16_lines(bf16: dict) -> List[str]:
              'float32; the `bf16` deploy step, ours and the peer alike)', '']
     if note['skipped']:
         return lines + [f"Not measured: {note['skipped']}."]
-    lines += markdown_table(
+    skipped = sorted({r['bf16_parts']['skipped'] for r in bf16['rows']
+                      if 'skipped' in (r['bf16_parts'] or {})})
+    return lines + markdown_table(
         ['Cell', 'ours fp32', 'ours bf16', 'speed-up', 'peer fp32',
          'peer bf16', 'peer speed-up', 'ours / peer fp32',
          'ours / peer bf16'],
@@ -256,11 +203,8 @@ def _bf16_lines(bf16: dict) -> List[str]:
           fmt(r['peer_bf16'], '.3f'), _x(r['peer_speedup']),
           _x(r['ratio_fp32'], r['interleaved_fp32']),
           _x(r['ratio_bf16'], r['interleaved_bf16'])]
-         for r in bf16['rows']))
-    skipped = {r['bf16_parts']['skipped'] for r in bf16['rows']
-               if 'skipped' in (r['bf16_parts'] or {})}
-    return lines + [''] + [f'bf16 step skipped, model unchanged: {s}.'
-                           for s in sorted(skipped)] + [
+         for r in bf16['rows'])) + [''] + [
+        f'bf16 step skipped, model unchanged: {s}.' for s in skipped] + [
         'images/s; fp32 = the main run (default deploy steps), bf16 = a run '
         'of its own in the same job with the `bf16` step added. Ratios of '
         'medians; "interleaved": median over rounds of one peer step then '
@@ -268,56 +212,118 @@ def _bf16_lines(bf16: dict) -> List[str]:
         _run_line(note, 'bf16 run')]
 
 
-def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
-    ips = peer['images_per_s']
-    steps = ', '.join((peer.get('deploy') or {}).get('steps', [])) or 'none'
-    deploy = peer.get('deploy') or {}
-    det = peer.get('detections') or {}
-    return ['', '## Peer', '',
-            f"{peer['name']} (random weights, min_size "
-            f"{peer['settings']['min_size']}, max_size "
-            f"{peer['settings']['max_size']}, torchvision defaults "
-            f"otherwise): deployed ({steps}"
-            f"; {deploy.get('fused_bn', 0)} BatchNorms folded, "
-            f"{deploy.get('unfused_bn', 0)} left) {ips['median']:.3f} "
-            f"images/s [{ips['min']:.3f}, {ips['max']:.3f}] over "
-            f"{ips['iters']} batches"
-            + (f"; as shipped {shipped:.3f} images/s (plain run)"
-               if shipped else '')
-            + f"; {peer['macs_per_batch'] / 1e9:.1f} GMACs/batch"
-            + (f", {peer['gemm_fraction'] * 100:.0f}% of the GEMM rate"
-               if peer.get('gemm_fraction') is not None else '')
-            + ('' if not det else
-               f"; deployed detections == shipped ({det['detections']} "
-               'detections)' if det.get('equal') else
-               f"; deployed detections differ from shipped "
-               f"({det.get('num_differences')})") + '.']
+def _backend_lines(rows: List[dict]) -> List[str]:
+    """Other runtimes, from separate ``--backend`` runs, each named."""
+    return ['', '## Other runtimes (separate runs: `tools/benchmark.py '
+            '--backend`)', '',
+            'Ours and the peer, both exported to ONNX and run on the same '
+            'runtime, in a run of their own (its date and load average '
+            'beside it): compare within a row only.', ''] + markdown_table(
+                ['Runtime', 'Cell', 'Run (UTC), load avg start/end',
+                 'ours images/s', 'ours in PyTorch, same run',
+                 'peer on the runtime', 'ours / peer', 'interleaved',
+                 '== PyTorch'],
+                ([r['backend'], f"{r['family']} {r['level']}",
+                  f"{(r['date'] or MISSING)[:16]}, {_load(r['load_average'])}",
+                  fmt(r['images_per_s'], '.2f'),
+                  fmt(r['torch_images_per_s'], '.2f'),
+                  fmt(r['peer_images_per_s'], '.3f'), _x(r['peer_ratio']),
+                  _x(r['interleaved']), _YES[r['detections_equal']]]
+                 for r in rows))
 
 
-def _breakdown_row(r: dict, with_macs: bool) -> List[str]:
-    # Time on worker threads overlaps its caller's row: shown, not added.
-    cells = [f"({r['part']})" if r.get('parallel') else r['part'],
-             f"{r['ms_per_batch']:.1f}", f"{100 * r['share']:.1f}%"]
-    if with_macs:
-        macs, rate = r.get('macs_per_batch'), r.get('macs_per_s')
-        cells += [fmt(macs / 1e9 if macs else None, '.2f'),
-                  fmt(rate / 1e9 if rate else None),
-                  _percent(r.get('gemm_fraction'))]
-    return cells
+def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
+    """Render :func:`~shufflenet_det.benchmark.report.merge` as markdown."""
+    device = (merged.get('environment') or {}).get('device', MISSING)
+    peer, gemm = merged.get('peer'), merged.get('gemm')
+    lines = _header_lines(merged) + [
+        f'`{MISSING}` = not measured by this project. Paper values in '
+        'parentheses.', '', '## mmAP (%), COCO val2017 = minival', '']
+    lines += _row_table(merged, lambda c: (
+        f"{fmt(c['ours']['mmap'])} ({c['paper']['mmap']})"))
+    lines += ['', f'## Speed (images/s): ours on {device} (paper: GPU, '
+              'batch 4)', '']
+    lines += _row_table(merged, lambda c: (
+        f"{_speed(c['ours']['images_per_s'])} "
+        f"({c['paper']['gpu_images_per_s']})"))
+    if peer:
+        lines += _peer_ratio_lines(merged, peer)
+    lines += ['', '## Complexity: MFLOPs at 224x224 (classifier '
+              'convention of `shufflenet_det.analysis.complexity`)', '']
+    lines += _row_table(merged, lambda c: fmt(c['ours']['mflops']))
+    if plot_name:
+        lines += ['', f'![speed vs MFLOPs]({plot_name})']
+    lines += _per_config_lines(merged)
+    if peer:
+        lines += _peer_lines(peer, next((r['shipped'] for r in
+                                         merged['plain']['rows']), None))
+    if gemm:
+        lines += ['', _gemm_sentence(gemm)]
+    lines += _bf16_lines(merged['bf16'])
+    if merged['backends']:
+        lines += _backend_lines(merged['backends'])
+    if merged['unplaced']:
+        lines += ['', '## Configs outside the table or failed', ''] + [
+            f"- `{item['config']}`: " + (
+                f"failed: {item['error']}" if item['error'] else
+                f"{_speed(item['images_per_s'])} images/s, not a Table 7 "
+                'backbone') for item in merged['unplaced']]
+    return '\n'.join(lines) + '\n'
 
 
-def _breakdown_table(rows: List[dict], with_macs: bool) -> List[str]:
-    header = ['Part', 'ms / batch', 'share']
-    if with_macs:
-        header += ['GMACs / batch', 'GMAC/s', 'of GEMM']
-    total = sum(r['ms_per_batch'] for r in rows if not r.get('parallel'))
-    return markdown_table(header, (_breakdown_row(r, with_macs)
-                                   for r in rows)) + [
-        f'| **total** | {total:.1f} | 100% |' +
-        (' | | |' if with_macs else '')]
+def _breakdown_lines(title: str, r: dict, with_macs: bool) -> List[str]:
+    """One model in detail: speed, time per part (a row in parentheses ran
+    on worker threads inside its caller's time: not added) and slowest
+    operators."""
+    ips, inter = r['images_per_s'], (r.get('interleaved') or {}).get('ratio')
+    lines = ['', title, '',
+             f"{ips['median']:.3f} images/s (median of {ips['iters']})"
+             + (f", {r['peer_ratio']:.2f}x the peer"
+                if r.get('peer_ratio') else '')
+             + (f" ({inter['median']:.2f}x interleaved, range "
+                f"{inter['min']:.2f}-{inter['max']:.2f})" if inter else '')
+             + f"; {_giga(r['macs_per_batch'])} GMACs/batch"
+             + (f" at {_percent(r['gemm_fraction'])} of the GEMM rate"
+                if r.get('gemm_fraction') else '') + '.', '']
+    header = ['Part', 'ms / batch', 'share'] + (
+        ['GMACs / batch', 'GMAC/s', 'of GEMM'] if with_macs else [])
+    rows = [[f"({p['part']})" if p.get('parallel') else p['part'],
+             f"{p['ms_per_batch']:.1f}", f"{100 * p['share']:.1f}%"] + (
+        [_giga(p.get('macs_per_batch'), '.2f'), _giga(p.get('macs_per_s')),
+         _percent(p.get('gemm_fraction'))] if with_macs else [])
+        for p in r['breakdown']]
+    total = sum(p['ms_per_batch'] for p in r['breakdown']
+                if not p.get('parallel'))
+    lines += markdown_table(header, rows) + [
+        f'| **total** | {total:.1f} | 100% |' + (' | | |' if with_macs
+                                                  else '')]
+    if with_macs and r.get('top_ops'):
+        lines += ['', 'Slowest operators (torch.profiler, same step; '
+                  'record_function rows are the parts):', ''] + \
+            markdown_table(['Operator', 'self ms', 'calls'], (
+                [f"`{op['name']}`", f"{op['self_ms']:.1f}", str(op['calls'])]
+                for op in r['top_ops']))
+    return lines
 
 
-def _breakdown_header(benchmark: dict) -> List[str]:
+def _every_config_lines(results: List[dict]) -> List[str]:
+    parts = []
+    for r in results:
+        parts += [p['part'] for p in r['breakdown'] if p['part'] not in parts]
+    rows = []
+    for r in results:
+        ms = {p['part']: p['ms_per_batch'] for p in r['breakdown']}
+        total = sum(p['ms_per_batch'] for p in r['breakdown']
+                    if not p.get('parallel'))
+        rows.append([r['name']] + [fmt(ms.get(p), '.0f') for p in parts]
+                    + [f'{total:.0f}'])
+    return ['', '## Every config (ms / batch)', ''] + markdown_table(
+        ['Config', *parts, 'total'], rows)
+
+
+def breakdown_markdown(benchmark: dict) -> str:
+    """Where the time goes: the focus cell (:data:`FOCUS_CELL`) and the peer
+    in detail, then every config per part. ``benchmark``: a run's record."""
     env = benchmark.get('environment') or {}
     settings = benchmark.get('settings') or {}
     lines = [f"# Where inference time goes: {env.get('device')}, "
@@ -335,83 +341,14 @@ def _breakdown_header(benchmark: dict) -> List[str]:
              'MACs are counted on the first call with the same input.']
     if benchmark.get('gemm'):
         lines.append(_gemm_sentence(benchmark['gemm']))
-    return lines
-
-
-def _focus_lines(r: dict, family: str, level: str) -> List[str]:
-    """One cell in detail: speed, parts and slowest operators."""
-    ips = r['images_per_s']
-    inter = (r.get('interleaved') or {}).get('ratio')
-    lines = ['', f"## {family} {level}: `{r['name']}`", '',
-             f"{ips['median']:.3f} images/s (median of {ips['iters']})"
-             + (f", {r['peer_ratio']:.2f}x the peer"
-                if r.get('peer_ratio') else '')
-             + (f" ({inter['median']:.2f}x interleaved, "
-                f"range {inter['min']:.2f}-{inter['max']:.2f})"
-                if inter else '')
-             + (f"; {r['macs_per_batch'] / 1e9:.1f} GMACs/batch "
-                f"at {r['gemm_fraction'] * 100:.0f}% of the GEMM"
-                ' rate' if r.get('gemm_fraction') else '')
-             + '.', '']
-    lines += _breakdown_table(r['breakdown'], True)
-    if r.get('top_ops'):
-        lines += ['', 'Slowest operators (torch.profiler, same '
-                  'step; record_function rows are the parts):', '']
-        lines += markdown_table(
-            ['Operator', 'self ms', 'calls'],
-            ([f"`{op['name']}`", f"{op['self_ms']:.1f}", str(op['calls'])]
-             for op in r['top_ops']))
-    return lines
-
-
-def _peer_breakdown_lines(peer: dict) -> List[str]:
-    return ['', f"## Peer: {peer['name']}", '',
-            f"{peer['images_per_s']['median']:.3f} images/s; "
-            f"{peer['macs_per_batch'] / 1e9:.1f} GMACs/batch"
-            + (f" at {peer['gemm_fraction'] * 100:.0f}% of the GEMM "
-               'rate' if peer.get('gemm_fraction') else '') + '.',
-            ''] + _breakdown_table(peer['breakdown'], False)
-
-
-def _every_config_lines(results: List[dict]) -> List[str]:
-    parts = []
-    for r in results:
-        parts += [row['part'] for row in r['breakdown']
-                  if row['part'] not in parts]
-    rows = []
-    for r in results:
-        ms = {row['part']: row['ms_per_batch'] for row in r['breakdown']}
-        total = sum(row['ms_per_batch'] for row in r['breakdown']
-                    if not row.get('parallel'))
-        rows.append([r['name']] + [fmt(ms.get(p), '.0f') for p in parts]
-                    + [f'{total:.0f}'])
-    return ['', '## Every config (ms / batch)', ''] + markdown_table(
-        ['Config', *parts, 'total'], rows)
-
-
-def breakdown_markdown(benchmark: dict,
-                       focus: Sequence[tuple] = (FOCUS_CELL, )
-                       ) -> str:
-    """Where the time goes: the ``focus`` cells and the peer in detail, then
-    every config per part.
-
-    Args:
-        benchmark (dict): ``tools/benchmark.py`` JSON.
-        focus (Sequence[tuple]): (family, level) cells to detail.
-
-    Returns:
-        str: Markdown.
-    """
-    lines = _breakdown_header(benchmark)
     results = [r for r in benchmark.get('results', []) if 'breakdown' in r]
-    for family, level in focus:
-        for r in results:
-            cell = r.get('table7') or {}
-            if (cell.get('family'), cell.get('level')) == (family, level):
-                lines += _focus_lines(r, family, level)
+    for r in results:
+        if tuple((r.get('table7') or {}).values()) == FOCUS_CELL:
+            lines += _breakdown_lines(f'## {" ".join(FOCUS_CELL)}: '
+                                      f"`{r['name']}`", r, True)
     peer = benchmark.get('peer')
     if peer and 'breakdown' in peer:
-        lines += _peer_breakdown_lines(peer)
+        lines += _breakdown_lines(f"## Peer: {peer['name']}", peer, False)
     if results:
         lines += _every_config_lines(results)
     return '\n'.join(lines) + '\n'

@@ -12,81 +12,62 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_iterations(fn: Callable[[], object],
-                    device: torch.device,
-                    warmup: int = 1,
-                    iters: int = 5,
-                    max_seconds: Optional[float] = None,
-                    min_iters: int = 1,
+def time_iterations(fn: Callable[[], object], device: torch.device,
+                    warmup: int = 1, iters: int = 5,
+                    max_seconds: Optional[float] = None, min_iters: int = 1,
                     desc: Optional[str] = None,
                     progress: bool = True) -> Dict[str, List[float]]:
-    """Run ``fn`` ``warmup`` times untimed, then time up to ``iters`` calls.
-
-    Each timed call is bracketed by :func:`synchronize`. The timed loop stops
-    early once ``max_seconds`` of timed calls have elapsed and at least
-    ``min_iters`` calls are done, so a slow model costs a bounded time.
+    """Run ``fn`` ``warmup`` times untimed, then time up to ``iters`` calls,
+    each bracketed by :func:`synchronize`. The timed loop stops once
+    ``max_seconds`` of timed calls have elapsed and ``min_iters`` are done,
+    so a slow model costs a bounded time.
 
     Args:
         fn (Callable): One inference step (no arguments).
         device (torch.device): Device to synchronise.
-        warmup (int): Untimed calls first (>= 0). Default: 1.
-        iters (int): Maximum timed calls (>= 1). Default: 5.
+        warmup (int): Untimed calls first (>= 0).
+        iters (int): Maximum timed calls (>= 1).
         max_seconds (float, optional): Time budget of the timed loop.
-            Default: None (no budget).
-        min_iters (int): Timed calls made whatever the budget. Default: 1.
+        min_iters (int): Timed calls made whatever the budget (>= 1).
         desc (str, optional): Progress-bar label.
-        progress (bool): Show a tqdm progress bar. Default: True.
+        progress (bool): Show a tqdm progress bar.
 
     Returns:
-        dict: ``warmup_s`` (seconds of each warm-up call) and ``times_s``
-        (seconds of each timed call).
+        dict: ``warmup_s`` and ``times_s``, seconds of each call.
 
     Raises:
-        ValueError: On a negative ``warmup`` or ``iters < 1``.
+        ValueError: On a negative ``warmup`` or ``iters``/``min_iters < 1``.
     """
     if warmup < 0 or iters < 1 or min_iters < 1:
         raise ValueError(f'time_iterations: need warmup >= 0, iters >= 1 and '
                          f'min_iters >= 1, got warmup={warmup}, '
                          f'iters={iters}, min_iters={min_iters}')
     from tqdm import tqdm
-    bar = tqdm(total=warmup + iters, desc=desc, disable=not progress,
-               leave=False, unit='it', dynamic_ncols=True)
-    warmup_s, times_s = [], []
-    try:
-        for _ in range(warmup):
+    out = dict(warmup_s=[], times_s=[])
+    with tqdm(total=warmup + iters, desc=desc, disable=not progress,
+              leave=False, unit='it', dynamic_ncols=True) as bar:
+        for i in range(warmup + iters):
             synchronize(device)
             start = time.perf_counter()
             fn()
             synchronize(device)
-            warmup_s.append(time.perf_counter() - start)
-            bar.set_postfix_str('warm-up')
+            times = out['warmup_s' if i < warmup else 'times_s']
+            times.append(time.perf_counter() - start)
+            bar.set_postfix_str('warm-up' if i < warmup else
+                                f'{times[-1]:.3f} s/it')
             bar.update()
-        for i in range(iters):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            times_s.append(time.perf_counter() - start)
-            bar.set_postfix_str(f'{times_s[-1]:.3f} s/it')
-            bar.update()
-            if (max_seconds is not None and len(times_s) >= min_iters
-                    and sum(times_s) >= max_seconds):
+            if (i >= warmup and max_seconds is not None
+                    and len(times) >= min_iters and sum(times) >= max_seconds):
                 break
-    finally:
-        bar.close()
-    return dict(warmup_s=warmup_s, times_s=times_s)
+    return out
 
 
 def throughput(times_s: List[float], batch_size: int) -> Dict[str, float]:
-    """Images per second from per-batch times.
+    """Images/s from per-batch times: ``median``, ``min`` (slowest batch),
+    ``max`` and ``iters``.
 
-    Args:
-        times_s (list[float]): Seconds per batch (non-empty).
-        batch_size (int): Images per batch.
-
-    Returns:
-        dict: ``median``, ``min`` and ``max`` images/s over the batches
-        (``min`` comes from the slowest batch), and ``iters``.
+    Raises:
+        ValueError: On no times.
     """
     if not times_s:
         raise ValueError('throughput: no timed iterations')
@@ -95,31 +76,29 @@ def throughput(times_s: List[float], batch_size: int) -> Dict[str, float]:
                 max=max(rates), iters=len(rates))
 
 
-def gemm_rate(device: torch.device,
-              n: int = 2048,
-              dtype: torch.dtype = torch.float32,
-              warmup: int = 2,
+def gemm_rate(device: torch.device, n: int = 2048,
+              dtype: torch.dtype = torch.float32, warmup: int = 2,
               iters: int = 10) -> Dict[str, float]:
     """This machine's dense matrix-multiply rate, the reference for MACs/s.
 
     Two n x n x n products (n**3 multiply-adds each) with the current thread
     settings: ``torch.mm`` (BLAS; MKL on x86 CPUs) and a 1x1 convolution on
     an n-channel, n-pixel channels-last map (oneDNN on CPU, cuDNN on CUDA),
-    the GEMM that the detectors' convolutions run on. On AMD CPUs oneDNN's
-    GEMM is the faster of the two; the larger rate is this machine's
-    reference, so a fraction of it is never flattered by a slow BLAS.
+    the GEMM the detectors' convolutions run on. On AMD CPUs oneDNN's is
+    the faster; the larger rate is the reference, so a fraction of it is
+    never flattered by a slow BLAS.
 
     Args:
         device (torch.device): Device to measure.
-        n (int): Matrix side (a multiple of 32). Default: 2048.
+        n (int): Matrix side (a multiple of 32).
         dtype (torch.dtype): Default: float32.
-        warmup (int): Untimed products first. Default: 2.
-        iters (int): Timed products of each kind. Default: 10.
+        warmup (int): Untimed products first.
+        iters (int): Timed products of each kind.
 
     Returns:
         dict: ``n``, ``dtype``, ``iters``, ``mm`` and ``conv1x1`` (each
-        ``macs_per_s_median`` / ``macs_per_s_best``), and
-        ``macs_per_s_median`` / ``macs_per_s_best`` of the faster kind.
+        ``macs_per_s_median`` / ``macs_per_s_best``), ``kind`` (the faster)
+        and its ``macs_per_s_median`` / ``macs_per_s_best``.
     """
     gen = torch.Generator(device='cpu').manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device, dtype)
@@ -132,14 +111,11 @@ def gemm_rate(device: torch.device,
     with torch.no_grad():
         for name, fn in (('mm', lambda: torch.mm(a, b)),
                          ('conv1x1', lambda: conv(x))):
-            times = time_iterations(fn, device, warmup=warmup, iters=iters,
-                                    progress=False)['times_s']
-            rates = [n ** 3 / t for t in times]
+            rates = [n ** 3 / t for t in time_iterations(
+                fn, device, warmup, iters, progress=False)['times_s']]
             result[name] = dict(macs_per_s_median=statistics.median(rates),
                                 macs_per_s_best=max(rates))
-    best = max(('mm', 'conv1x1'),
-               key=lambda k: result[k]['macs_per_s_best'])
-    result['kind'] = best
-    result['macs_per_s_median'] = result[best]['macs_per_s_median']
-    result['macs_per_s_best'] = result[best]['macs_per_s_best']
+    result['kind'] = max(('mm', 'conv1x1'),
+                         key=lambda k: result[k]['macs_per_s_best'])
+    result.update(result[result['kind']])
     return result
