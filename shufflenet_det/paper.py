@@ -1,4 +1,4 @@
-"""Every number this project copies from the ShuffleNet V2 paper, and nothing else.
+"""Every number this project copies from the ShuffleNet V2 paper.
 
 The one place a paper number lives (``tests/test_guidelines.py`` and
 ``tests/test_table7.py`` check each against the paper's text):

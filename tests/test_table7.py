@@ -1,4 +1,5 @@
-"""shufflenet_det.table7: Table 7's facts, and the rule that places a config."""
+"""shufflenet_det.table7 (Table 7's structure, the rule that places a
+config) and shufflenet_det.paper (every paper number)."""
 import ast
 import subprocess
 import sys

@@ -15,8 +15,9 @@ single-threaded Snapdragon 810 ("images/s"; labelled CPU in Tables 2-4):
 
 All at 56x56 input. The paper's widths and speeds (``PAPER_TABLES``) live
 in :mod:`shufflenet_det.paper`, copied from its text
-(``tests/test_guidelines.py`` checks them against it). What the paper leaves unsaid is decided here, each choice
-named in :data:`ASSUMPTIONS`, and written into every report.
+(``tests/test_guidelines.py`` checks them against it). What the paper
+leaves unsaid is decided here, each choice named in :data:`ASSUMPTIONS`,
+and written into every report.
 
 The CPU run uses the paper's ARM widths (the CPU proxy for its ARM column),
 a CUDA run the GPU widths. Timing and comparison: :mod:`.guidelines_bench`;

@@ -37,15 +37,6 @@ DETECTOR_PARTS: Tuple[Tuple[str, str, str], ...] = (
 NMS_OPS: Tuple[str, ...] = ('torchvision::nms', )
 
 
-def profiler(device: torch.device = torch.device('cpu')):
-    """A ``torch.profiler.profile`` of the CPU (and CUDA on a GPU)."""
-    from torch.profiler import ProfilerActivity, profile
-    activities = [ProfilerActivity.CPU]
-    if device.type == 'cuda':
-        activities.append(ProfilerActivity.CUDA)
-    return profile(activities=activities)
-
-
 class PartTimer:
     """Exclusive wall time per inference part, from one profiled run.
 
@@ -111,7 +102,10 @@ class PartTimer:
             pre, post = self._hooks(label)
             self._handles += [module.register_forward_pre_hook(pre),
                               module.register_forward_hook(post)]
-        self.profile = profiler(self.device).__enter__()
+        from torch.profiler import ProfilerActivity, profile
+        self.profile = profile(activities=[ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if self.device.type == 'cuda' else []))
+        self.profile.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -156,12 +150,6 @@ class PartTimer:
                 self.parallel.add(label)
                 return label
         return 'NMS (other)'
-
-    def reset(self) -> None:
-        """Forget the accumulated times."""
-        self.seconds.clear()
-        self.calls.clear()
-        self.parallel.clear()
 
 
 def breakdown(seconds: Dict[str, float], total_s: float, iterations: int,

@@ -162,11 +162,12 @@ def _per_config_lines(merged: dict) -> List[str]:
 def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
     ips, deploy = peer['images_per_s'], peer.get('deploy') or {}
     det = peer.get('detections') or {}
+    steps = ', '.join(deploy.get('steps', [])) or 'none'
     return ['', '## Peer', '',
             f"{peer['name']} (random weights, min_size "
             f"{peer['settings']['min_size']}, max_size "
             f"{peer['settings']['max_size']}, torchvision defaults "
-            f"otherwise): deployed ({', '.join(deploy.get('steps', [])) or 'none'}"
+            f"otherwise): deployed ({steps}"
             f"; {deploy.get('fused_bn', 0)} BatchNorms folded, "
             f"{deploy.get('unfused_bn', 0)} left) {ips['median']:.3f} "
             f"images/s [{ips['min']:.3f}, {ips['max']:.3f}] over "

@@ -168,7 +168,8 @@ class Runner:
         self.deploy(model, calls, subject, result)
         del calls
         if self.settings.backend != 'torch':
-            result['torch_deployed'] = self.time(step, subject.name + ' (torch)')
+            result['torch_deployed'] = self.time(step, f'{subject.name} '
+                                                 '(torch)')
             step, result['backend'] = on_backend(self.settings.backend)
         if self.settings.verify:
             result['detections'] = compare_detections(reference, step())
@@ -294,13 +295,9 @@ def interleaved_ratio(step: Callable[[], object],
 
 def resolve_configs(configs: Sequence[str], all_configs: bool,
                     root: str = '.') -> List[str]:
-    """Config paths to run, sorted within each pattern, without duplicates.
-
-    Args:
-        configs (Sequence[str]): Paths or glob patterns (relative to the
-            working directory).
-        all_configs (bool): Add :data:`ALL_CONFIGS` (relative to ``root``).
-        root (str): The repository root. Default: '.'.
+    """Config paths (``configs``: paths or glob patterns relative to the
+    working directory; ``all_configs``: add :data:`ALL_CONFIGS` under
+    ``root``), sorted within each pattern, without duplicates.
 
     Raises:
         FileNotFoundError: Naming the pattern that matched nothing.
@@ -358,7 +355,9 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
                   results=[])
     report['settings']['deploy'] = list(settings.deploy)
     if gemm:
-        report['gemm'] = _gemm_start(device, log)
+        report['gemm'] = gemm = gemm_rate(device)
+        log(f"fp32 GEMM reference: {gemm['macs_per_s_best'] / 1e9:.1f} "
+            f"GMAC/s ({gemm['kind']})")
     runner = Runner(settings, device, report['gemm'], progress)
     partner = _run_peer(runner, report, log) if peer else None
     atomic_write_json(report, out_json)
@@ -436,15 +435,6 @@ def run_main_job(configs: Sequence[str], settings: BenchmarkSettings,
     return records
 
 
-def _gemm_start(device: torch.device, log) -> dict:
-    gemm = gemm_rate(device)
-    log(f"fp32 GEMM {gemm['n']}^3: torch.mm "
-        f"{gemm['mm']['macs_per_s_best'] / 1e9:.1f} GMAC/s, 1x1 conv "
-        f"{gemm['conv1x1']['macs_per_s_best'] / 1e9:.1f} GMAC/s (best of "
-        f"{gemm['iters']})")
-    return gemm
-
-
 def _gemm_end(report: dict, device: torch.device) -> None:
     """Contention only slows a GEMM down: measure again at the end, keep the
     best rate as this machine's reference, and set every ``gemm_fraction``
@@ -463,17 +453,15 @@ def _summary(result: dict) -> str:
     """One log line per config."""
     if 'error' in result:
         return f"{result['name']}: FAILED ({result['error']})"
-    parts = [f"{result['name']}: {_median(result):.3f} images/s"]
-    if 'peer_ratio' in result:
-        parts.append(f"{result['peer_ratio']:.2f}x peer")
-    if 'interleaved' in result:
-        parts.append(f"{result['interleaved']['ratio']['median']:.2f}x "
-                     'interleaved')
-    ok = result.get('equivalence_ok')
-    if ok is not None:
-        parts.append('parts == plain' if ok else 'PARTS DIFFER FROM PLAIN')
-    det = result.get('detections')
-    if det is not None:
-        parts.append('detections == plain' if det['equal'] else
-                     f"DETECTIONS DIFFER ({det['num_differences']})")
-    return ', '.join(parts)
+    det, ok = result.get('detections'), result.get('equivalence_ok')
+    return ', '.join(
+        [f"{result['name']}: {_median(result):.3f} images/s"]
+        + ([f"{result['peer_ratio']:.2f}x peer"] if 'peer_ratio' in result
+           else [])
+        + ([f"{result['interleaved']['ratio']['median']:.2f}x interleaved"]
+           if 'interleaved' in result else [])
+        + ([] if ok is None else ['parts == plain' if ok else
+                                  'PARTS DIFFER FROM PLAIN'])
+        + ([] if det is None else ['detections == plain' if det['equal'] else
+                                   f"DETECTIONS DIFFER "
+                                   f"({det['num_differences']})"]))
