@@ -252,8 +252,8 @@ def test_report_bf16_section_beside_fp32():
     run = _run(['fuse_conv_bn', 'channels_last', 'bf16'], 5.0, 1.0, 5.0)
     merged = merge(_benchmark_json(), {}, {}, [run])
     row = merged['bf16']['rows'][0]
-    assert (row['fp32'], row['bf16'], row['speedup']) == (2.5, 5.0, 2.0)
-    assert (row['peer_fp32'], row['peer_bf16']) == (0.5, 1.0)
+    assert (row['main_ours'], row['ours']) == (2.5, 5.0)
+    assert (row['main_peer'], row['peer']) == (0.5, 1.0)
     text = to_markdown(merged)
     assert '## bf16' in text
     assert '| ShuffleNet v2 140M | 2.50 | 5.00 | 2.00x | 0.500 | 1.000 | ' \

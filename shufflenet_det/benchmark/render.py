@@ -101,36 +101,38 @@ def _peer_ratio_lines(merged: dict, peer: dict) -> List[str]:
     return lines + _plain_lines(merged['plain'])
 
 
-def _plain_lines(plain: dict) -> List[str]:
+def _plain_lines(plain: Optional[dict]) -> List[str]:
     """The plain run (``--deploy none``) beside the main run, each
     comparison named."""
     lines = []
-    for r in plain['rows']:
+    for r in (plain or {}).get('rows', []):
         lines += ['', f"### {r['family']} {r['level']}: every comparison",
                   ''] + markdown_table(
             ['Ours', 'Peer', 'images/s ours', 'images/s peer', 'ratio'], [
                 ['plain (as the config builds it)', 'as shipped',
-                 fmt(r['plain'], '.2f'), fmt(r['shipped'], '.2f'),
+                 fmt(r['ours'], '.2f'), fmt(r['peer'], '.2f'),
                  _x(r['ratio'], r['interleaved'])],
-                ['deployed', 'deployed alike', fmt(r['deployed'], '.2f'),
-                 fmt(r['peer_deployed'], '.2f'),
-                 _x(r['ratio_deployed'], r['interleaved_deployed'])],
-                ['deployed', 'as shipped', fmt(r['deployed'], '.2f'),
-                 fmt(r['shipped'], '.2f'), _x(r['ratio_deployed_shipped'])]])
+                ['deployed', 'deployed alike', fmt(r['main_ours'], '.2f'),
+                 fmt(r['main_peer'], '.2f'),
+                 _x(r['main_ratio'], r['main_interleaved'])],
+                ['deployed', 'as shipped', fmt(r['main_ours'], '.2f'),
+                 fmt(r['peer'], '.2f'), _x(_div(r['main_ours'], r['peer']))]])
         lines += ['', 'The fair figures are the first two rows (equal '
                   'treatment); the last row flatters us and is shown only '
                   'so that it is not mistaken for a fair one. The first row '
                   'is a run of its own with no deploy steps (`--deploy '
                   'none`), the others the main run.']
-    if lines and plain['note']:
-        lines += ['', _run_line(plain['note'], 'Plain run')]
-    return lines
+    return lines + (['', _run_line(plain, 'Plain run')] if lines else [])
 
 
-def _run_line(note: dict, what: str) -> str:
-    return (f"{what}: {note['date']}, load average (1 min) "
-            f"{_load(note['load_average'])} at start/end, "
-            f"`{note['command']}`.")
+def _div(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return a / b if a and b else None
+
+
+def _run_line(run: dict, what: str) -> str:
+    return (f"{what}: {run['date']}, load average (1 min) "
+            f"{_load(run['load_average'])} at start/end, "
+            f"`{run['command']}`.")
 
 
 def _config_row(family: str, level: str, ours: dict,
@@ -184,36 +186,35 @@ def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
                f"({det.get('num_differences')})") + '.']
 
 
-def _bf16_lines(bf16: dict) -> List[str]:
-    """Ours and the peer in fp32 and with the bf16 step, side by side."""
-    note = bf16['note']
-    if not note:
+def _bf16_lines(bf16: Optional[dict]) -> List[str]:
+    """Ours and the peer in fp32 (main run) and with the bf16 step."""
+    if not bf16:
         return []
     lines = ['', '## bf16 (dense parts in bfloat16, boxes and NMS in '
              'float32; the `bf16` deploy step, ours and the peer alike)', '']
-    if note['skipped']:
-        return lines + [f"Not measured: {note['skipped']}."]
-    skipped = sorted({r['bf16_parts']['skipped'] for r in bf16['rows']
-                      if 'skipped' in (r['bf16_parts'] or {})})
+    if bf16['skipped']:
+        return lines + [f"Not measured: {bf16['skipped']}."]
+    rows = bf16['rows']
     return lines + markdown_table(
         ['Cell', 'ours fp32', 'ours bf16', 'speed-up', 'peer fp32',
          'peer bf16', 'peer speed-up', 'ours / peer fp32',
          'ours / peer bf16'],
-        ([f"{r['family']} {r['level']}", fmt(r['fp32'], '.2f'),
-          fmt(r['bf16'], '.2f'), _x(r['speedup']), fmt(r['peer_fp32'], '.3f'),
-          fmt(r['peer_bf16'], '.3f'), _x(r['peer_speedup']),
-          _x(r['ratio_fp32'], r['interleaved_fp32']),
-          _x(r['ratio_bf16'], r['interleaved_bf16'])]
-         for r in bf16['rows'])) + [''] + [
-        f'bf16 step skipped, model unchanged: {s}.' for s in skipped] + [
+        ([f"{r['family']} {r['level']}", fmt(r['main_ours'], '.2f'),
+          fmt(r['ours'], '.2f'), _x(_div(r['ours'], r['main_ours'])),
+          fmt(r['main_peer'], '.3f'), fmt(r['peer'], '.3f'),
+          _x(_div(r['peer'], r['main_peer'])),
+          _x(r['main_ratio'], r['main_interleaved']),
+          _x(r['ratio'], r['interleaved'])] for r in rows)) + [''] + [
+        f'bf16 step skipped, model unchanged: {s}.'
+        for s in sorted({r['skipped_step'] for r in rows} - {None})] + [
         'images/s; fp32 = the main run (default deploy steps), bf16 = a run '
         'of its own in the same job with the `bf16` step added. Ratios of '
         'medians; "interleaved": median over rounds of one peer step then '
         'one step of ours, both in the same precision.',
-        _run_line(note, 'bf16 run')]
+        _run_line(bf16, 'bf16 run')]
 
 
-def _backend_lines(rows: List[dict]) -> List[str]:
+def _backend_lines(runs: List[dict]) -> List[str]:
     """Other runtimes, from separate ``--backend`` runs, each named."""
     return ['', '## Other runtimes (separate runs: `tools/benchmark.py '
             '--backend`)', '',
@@ -224,13 +225,13 @@ def _backend_lines(rows: List[dict]) -> List[str]:
                  'ours images/s', 'ours in PyTorch, same run',
                  'peer on the runtime', 'ours / peer', 'interleaved',
                  '== PyTorch'],
-                ([r['backend'], f"{r['family']} {r['level']}",
-                  f"{(r['date'] or MISSING)[:16]}, {_load(r['load_average'])}",
-                  fmt(r['images_per_s'], '.2f'),
-                  fmt(r['torch_images_per_s'], '.2f'),
-                  fmt(r['peer_images_per_s'], '.3f'), _x(r['peer_ratio']),
-                  _x(r['interleaved']), _YES[r['detections_equal']]]
-                 for r in rows))
+                ([run['backend'], f"{r['family']} {r['level']}",
+                  f"{(run['date'] or MISSING)[:16]}, "
+                  f"{_load(run['load_average'])}", fmt(r['ours'], '.2f'),
+                  fmt(r['torch'], '.2f'), fmt(r['peer'], '.3f'),
+                  _x(r['ratio']), _x(r['interleaved']),
+                  _YES[r['detections_equal']]]
+                 for run in runs for r in run['rows']))
 
 
 def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
@@ -256,8 +257,8 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
         lines += ['', f'![speed vs MFLOPs]({plot_name})']
     lines += _per_config_lines(merged)
     if peer:
-        lines += _peer_lines(peer, next((r['shipped'] for r in
-                                         merged['plain']['rows']), None))
+        lines += _peer_lines(peer, next((r['peer'] for r in (
+            merged['plain'] or {}).get('rows', [])), None))
     if gemm:
         lines += ['', _gemm_sentence(gemm)]
     lines += _bf16_lines(merged['bf16'])

@@ -11,7 +11,7 @@ measure is shown as ``MISSING`` and stored as ``null``; nothing is filled in.
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from shufflenet_det.engine.atomic_io import (atomic_write_bytes,
                                              atomic_write_json)
@@ -131,84 +131,44 @@ def classify(main: Optional[dict], runs: Sequence[dict]) -> dict:
     return out
 
 
-def backend_rows(benchmarks: Sequence[dict]) -> List[dict]:
-    """One row per Table 7 config of ``tools/benchmark.py --backend`` runs:
-    ``backend``, ``family``, ``level``, ``date``, ``load_average`` (start,
-    end), ``images_per_s`` (ours on the runtime), ``torch_images_per_s``
-    (our deployed PyTorch path, same run), ``peer_images_per_s`` (the peer
-    on the runtime), ``peer_ratio``, ``interleaved``,
-    ``detections_equal``."""
-    rows = []
-    for bench in benchmarks:
-        env = bench.get('environment') or {}
-        for (family, level), result in by_cell(bench).items():
-            rows.append(dict(
-                backend=bench['settings'].get('backend'), family=family,
-                level=level, date=env.get('date'),
-                load_average=(env.get('load_average'),
-                              env.get('load_average_end')),
-                images_per_s=_median(result),
-                torch_images_per_s=_median(result.get('torch_deployed')),
-                peer_images_per_s=_median(bench.get('peer')),
-                peer_ratio=result.get('peer_ratio'),
-                interleaved=_ratio(result),
-                detections_equal=(result.get('detections') or {}).get(
-                    'equal')))
-    return rows
+def beside_main(main: Optional[dict], other: Optional[dict]
+                ) -> Optional[dict]:
+    """Another run (plain, bf16, an ONNX runtime) beside the main run.
 
-
-def plain_rows(main: Optional[dict], plain: Optional[dict]) -> List[dict]:
-    """Per cell of the plain run (``--deploy none``): ours plain vs the peer
-    as shipped, beside both deployed alike (the main run), and ours
-    deployed vs the peer as shipped (unequal, named as such)."""
-    deployed = by_cell(main)
-    rows = []
-    for key, result in by_cell(plain).items():
-        ours = deployed.get(key)
-        peer, shipped = _median((main or {}).get('peer')), _median(
-            plain.get('peer'))
-        rows.append(dict(
-            family=key[0], level=key[1], plain=_median(result),
-            shipped=shipped, ratio=result.get('peer_ratio'),
-            interleaved=_ratio(result), deployed=_median(ours),
-            peer_deployed=peer, ratio_deployed=(ours or {}).get('peer_ratio'),
-            interleaved_deployed=_ratio(ours),
-            ratio_deployed_shipped=_median(ours) / shipped
-            if ours and shipped else None))
-    return rows
-
-
-def bf16_rows(main: Optional[dict], bf16: Optional[dict]) -> List[dict]:
-    """Per cell of the bf16 run: ours and the peer in fp32 (the main run)
-    and bf16 (the same job), speed-ups, and ours / peer in each."""
-    fp32 = by_cell(main)
-    peer32, peer16 = _median((main or {}).get('peer')), _median(
-        (bf16 or {}).get('peer'))
-    rows = []
-    for key, result in by_cell(bf16).items():
-        ours32, ours16 = _median(fp32.get(key)), _median(result)
-        rows.append(dict(
-            family=key[0], level=key[1], fp32=ours32, bf16=ours16,
-            speedup=ours16 / ours32 if ours32 else None,
-            peer_fp32=peer32, peer_bf16=peer16,
-            peer_speedup=peer16 / peer32 if peer16 and peer32 else None,
-            ratio_fp32=(fp32.get(key) or {}).get('peer_ratio'),
-            interleaved_fp32=_ratio(fp32.get(key)),
-            ratio_bf16=result.get('peer_ratio'),
-            interleaved_bf16=_ratio(result),
-            bf16_parts=(result.get('deploy') or {}).get('bf16')))
-    return rows
-
-
-def _run_note(record: Optional[dict]) -> Optional[dict]:
-    """When and under what load a run ran, or why it did not."""
-    if not record:
+    Returns:
+        dict | None: ``backend``, ``deploy``, ``skipped`` (why it was not
+        run), ``date``, ``command``, ``load_average`` (start, end) and
+        ``rows``, one per cell the other run measured: ``family``,
+        ``level``; ``ours``, ``peer`` (images/s medians), ``ratio``,
+        ``interleaved``, ``torch`` (ours deployed in PyTorch, runtime runs),
+        ``detections_equal``, ``skipped_step`` (why a precision step left
+        the model unchanged) of the other run; ``main_ours``,
+        ``main_peer``, ``main_ratio``, ``main_interleaved`` of the main.
+    """
+    if not other:
         return None
-    env = record.get('environment') or {}
-    return dict(skipped=record.get('skipped'), date=env.get('date'),
-                command=env.get('command'),
+    env, settings = other.get('environment') or {}, other['settings']
+    main_cells = by_cell(main)
+    rows = []
+    for (family, level), result in by_cell(other).items():
+        base = main_cells.get((family, level))
+        deploy = result.get('deploy') or {}
+        rows.append(dict(
+            family=family, level=level, ours=_median(result),
+            peer=_median(other.get('peer')), ratio=result.get('peer_ratio'),
+            interleaved=_ratio(result),
+            torch=_median(result.get('torch_deployed')),
+            detections_equal=(result.get('detections') or {}).get('equal'),
+            skipped_step=next((deploy[s]['skipped'] for s in ('bf16', 'fp16')
+                               if 'skipped' in deploy.get(s, {})), None),
+            main_ours=_median(base), main_peer=_median((main or {}).get(
+                'peer')), main_ratio=(base or {}).get('peer_ratio'),
+            main_interleaved=_ratio(base)))
+    return dict(backend=settings.get('backend', 'torch'),
+                deploy=settings.get('deploy'), skipped=other.get('skipped'),
+                date=env.get('date'), command=env.get('command'),
                 load_average=(env.get('load_average'),
-                              env.get('load_average_end')))
+                              env.get('load_average_end')), rows=rows)
 
 
 def _ours(bench: dict, metrics: dict, complexity: dict) -> dict:
@@ -240,9 +200,9 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
     Returns:
         dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``,
         unmeasured values None), ``unplaced`` (configs that are no Table 7
-        cell, or failed), ``plain``, ``bf16`` (rows and ``note``),
-        ``backends`` (rows), and ``environment``, ``settings``, ``gemm``,
-        ``peer`` of the main run.
+        cell, or failed), ``plain``, ``bf16`` and ``backends`` (the other
+        runs, :func:`beside_main`), and ``environment``, ``settings``,
+        ``gemm``, ``peer`` of the main run.
     """
     benchmark = benchmark or {}
     other = classify(benchmark, runs)
@@ -259,11 +219,10 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
                    gpu_images_per_s=PAPER_TABLE7[family]['gpu_images_per_s'][
                        level])) for level in LEVELS} for family in FAMILIES}
     return dict(cells=cells, unplaced=unplaced,
-                plain=dict(rows=plain_rows(benchmark, other['plain']),
-                           note=_run_note(other['plain'])),
-                bf16=dict(rows=bf16_rows(benchmark, other['bf16']),
-                          note=_run_note(other['bf16'])),
-                backends=backend_rows(other['backends']),
+                plain=beside_main(benchmark, other['plain']),
+                bf16=beside_main(benchmark, other['bf16']),
+                backends=[beside_main(benchmark, b)
+                          for b in other['backends']],
                 environment=benchmark.get('environment'),
                 settings=benchmark.get('settings'),
                 gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
