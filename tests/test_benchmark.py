@@ -415,10 +415,11 @@ def test_main_job_skips_bf16_without_native_bf16(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, 'native_low_precision',
                         lambda dtype, device: (False, 'no bf16 here'))
     records = run_main_job([], BenchmarkSettings(), CPU, str(tmp_path),
-                           ['bf16'], peer=False, gemm=False,
+                           ['plain', 'bf16'], peer=False, gemm=False,
                            log=lambda *_: None)
-    assert [r['run'] for r in records] == ['main', 'bf16']
-    assert records[1]['skipped'] == 'no bf16 here'
+    assert [r['run'] for r in records] == ['main', 'plain', 'bf16']
+    assert records[1]['settings']['deploy'] == []  # --deploy none
+    assert records[2]['skipped'] == 'no bf16 here'
     assert json.loads((tmp_path / 'bf16/benchmark.json').read_text())[
         'skipped'] == 'no bf16 here'
     text = to_markdown(merge(records[0], {}, {}, records[1:]))

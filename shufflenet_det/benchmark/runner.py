@@ -430,8 +430,8 @@ def run_main_job(configs: Sequence[str], settings: BenchmarkSettings,
         log(f"{name}: {len(chosen)} config(s), deploy "
             f"{','.join(run_settings.deploy) or 'none'} -> {out_json}")
         records.append(run_benchmark(chosen, run_settings, device, out_json,
-                                     gemm=False, log=log, name=name,
-                                     **kwargs))
+                                     log=log, name=name,
+                                     **dict(kwargs, gemm=False)))
     return records
 
 
