@@ -1,7 +1,7 @@
 """The peer detector measured in the same run: torchvision's fastest two-stage
 detector, ``fasterrcnn_mobilenet_v3_large_fpn``, and its adapter for the
 runner (:class:`Peer`, the twin of :class:`~.runner.Detector`)."""
-from typing import Callable, List, Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -41,17 +41,6 @@ def peer_inputs(batch_size: int, img_size: Tuple[int, int],
     gen = torch.Generator(device='cpu').manual_seed(seed)
     return [torch.rand(3, *img_size, generator=gen).to(device)
             for _ in range(batch_size)]
-
-
-def peer_step(model: nn.Module, images: List[Tensor]) -> Callable[[], object]:
-    """One inference step of the peer: its transform, model and
-    post-processing, as ``model(images)`` runs them."""
-
-    def step():
-        with torch.no_grad():
-            return model(images)
-
-    return step
 
 
 class Peer:
@@ -96,4 +85,8 @@ class Peer:
             from .backends import peer_backend_step
             return peer_backend_step(model, images, backend)
 
-        return model, peer_step(model, images), on_backend
+        def step():  # what model(images) runs: transform, model, rescale
+            with torch.no_grad():
+                return model(images)
+
+        return model, step, on_backend

@@ -146,14 +146,12 @@ class Runner:
     Args:
         settings (BenchmarkSettings): Shared settings.
         device (torch.device): Device.
-        gemm (dict, optional): :func:`gemm_rate`, for ``gemm_fraction``.
         progress (bool): Progress bars.
     """
 
     def __init__(self, settings: BenchmarkSettings, device: torch.device,
-                 gemm: Optional[dict] = None, progress: bool = True) -> None:
-        self.settings, self.device = settings, device
-        self.gemm, self.progress = gemm, progress
+                 progress: bool = True) -> None:
+        self.settings, self.device, self.progress = settings, device, progress
 
     def run_once(self, subject, partner: Optional[Callable] = None
                  ) -> Tuple[dict, Callable[[], object]]:
@@ -358,7 +356,7 @@ def run_benchmark(configs: Sequence[str], settings: BenchmarkSettings,
         report['gemm'] = gemm = gemm_rate(device)
         log(f"fp32 GEMM reference: {gemm['macs_per_s_best'] / 1e9:.1f} "
             f"GMAC/s ({gemm['kind']})")
-    runner = Runner(settings, device, report['gemm'], progress)
+    runner = Runner(settings, device, progress)
     partner = _run_peer(runner, report, log) if peer else None
     atomic_write_json(report, out_json)
     for config in configs:
