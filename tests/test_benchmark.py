@@ -282,6 +282,13 @@ def test_committed_results_still_render(tmp_path):
     assert '| onnxruntime | ShuffleNet v2 140M |' in text
     assert '| openvino | ShuffleNet v2 140M |' in text
     committed = (cpu / 'table7.md').read_text()
+    # The two bf16 runs of the README's bf16 section, fp32 beside bf16.
+    fp32, bf16 = (load_json(str(cpu / f'bf16/{p}/benchmark.json'))
+                  for p in ('fp32', 'bf16'))
+    paths = write_report(str(tmp_path / 'bf16'), fp32, {}, {}, [bf16])
+    assert '| ShuffleNet v2 140M | 6.93 | 9.53 | 1.38x | 2.218 | 3.214 | ' \
+        '1.45x | 3.13x (interleaved: 3.12x) | 2.97x (interleaved: 3.04x) |' \
+        in open(paths['markdown']).read()
     rows = [line for line in text.splitlines()
             if line.startswith('| ShuffleNet v2 |') and '(' in line]
     assert len(rows) == 7  # mmAP, speed, ratio and four per-config rows

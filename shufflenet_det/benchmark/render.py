@@ -38,8 +38,8 @@ def _load(pair) -> str:
 
 
 def _deploy_steps(settings: dict) -> str:
-    """The deploy steps of a run (schema 1 called them optimizations)."""
-    steps = settings.get('deploy', settings.get('optimizations'))
+    """The deploy steps of a run, comma-separated."""
+    steps = settings.get('deploy')
     return ', '.join(steps or []) or 'none'
 
 

@@ -20,6 +20,7 @@ from shufflenet_det.table7 import MMAP_KEY, place
 
 from .render import breakdown_markdown, to_markdown
 
+
 def load_json(path: str) -> dict:
     """Read a JSON file, naming the file in any error."""
     try:
@@ -117,7 +118,7 @@ def classify(main: Optional[dict], runs: Sequence[dict]) -> dict:
     out = dict(plain=legacy_plain(main), bf16=None, backends=[])
     for record in runs:
         settings = record.get('settings') or {}
-        deploy = settings.get('deploy', settings.get('optimizations')) or []
+        deploy = settings.get('deploy') or []
         if settings.get('backend', 'torch') != 'torch':
             out['backends'].append(record)
         elif 'bf16' in deploy:
