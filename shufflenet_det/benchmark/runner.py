@@ -166,14 +166,14 @@ class Runner:
         self.deploy(model, calls, subject, result)
         del calls
         if self.settings.backend != 'torch':
-            result['torch_deployed'] = self.time(step, f'{subject.name} '
-                                                 '(torch)')
+            result['torch_deployed'] = self.timed(
+                step, f'{subject.name} (torch)')
             step, result['backend'] = on_backend(self.settings.backend)
         if self.settings.verify:
             result['detections'] = compare_detections(reference, step())
         del reference
-        result.update(self.time(step, subject.name, result['macs_per_batch']))
-        self.breakdown(model, step, subject.time_parts, result)
+        result.update(self.timed(step, subject.name, result['macs_per_batch']))
+        self.part_times(model, step, subject.time_parts, result)
         if partner is not None and self.settings.interleave > 0:
             result['interleaved'] = interleaved_ratio(
                 step, partner, self.device, self.settings.interleave)
@@ -208,7 +208,7 @@ class Runner:
                 'error' not in c and c['rel_diff'] <= EQUIVALENCE_TOLERANCE
                 for c in check.values())
 
-    def time(self, step: Callable[[], object], desc: str,
+    def timed(self, step: Callable[[], object], desc: str,
              macs: Optional[int] = None) -> dict:
         """First call, warm-up and timed steps; images/s and MAC rate."""
         s = self.settings
@@ -226,7 +226,7 @@ class Runner:
                 s.batch_size
         return out
 
-    def breakdown(self, model, step, parts, result: dict) -> None:
+    def part_times(self, model, step, parts, result: dict) -> None:
         """One step timed part by part under ``torch.profiler`` (exclusive
         times, MAC rates of the dense parts, slowest operators)."""
         if not self.settings.breakdown or self.settings.backend != 'torch':
