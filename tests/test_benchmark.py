@@ -413,6 +413,36 @@ def test_one_run_treats_ours_and_the_peer_alike(tmp_path):
         row['part'] for row in peer['breakdown']]
 
 
+@pytest.mark.slow
+def test_main_job_bf16_run_treats_both_alike(tmp_path):
+    """The main job's bf16 run: its 140M config and the peer both get the
+    bf16 step (or both skip it, on a CPU without native bf16), at the same
+    batch and size, and the report puts bf16 beside fp32."""
+    from shufflenet_det.benchmark.runner import (BenchmarkSettings,
+                                                 run_main_job)
+    config = tmp_path / 'tiny.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/configs/_base_/models/"
+        "light-head-rcnn_shufflenetv2.py']\n"
+        "model = dict(backbone=dict(arch='1.0x'))\n")
+    settings = BenchmarkSettings(batch_size=1, img_size=(64, 96), warmup=0,
+                                 iters=1, min_iters=1, max_seconds=None,
+                                 verify=False, breakdown=False, interleave=1)
+    main, bf16 = run_main_job([str(config)], settings, CPU, str(tmp_path),
+                              ['bf16'], gemm=False, progress=False,
+                              log=lambda *_: None)
+    if bf16.get('skipped'):
+        pytest.skip(f"no native bf16 here: {bf16['skipped']}")
+    ours, peer = bf16['results'][0], bf16['peer']
+    assert ours['table7'] == dict(family='ShuffleNet v2', level='140M')
+    assert ours['input'] == peer['input'] == main['peer']['input']
+    assert ours['deploy']['steps'] == peer['deploy']['steps'] == [
+        'fuse_conv_bn', 'channels_last', 'bf16']
+    assert ours['deploy']['bf16']['parts'] and peer['deploy']['bf16']['parts']
+    text = to_markdown(merge(main, {}, {}, [bf16]))
+    assert '## bf16' in text and '| ShuffleNet v2 140M |' in text
+
+
 def test_main_job_skips_bf16_without_native_bf16(tmp_path, monkeypatch):
     """On a CPU without native bf16 the bf16 run is not run, its record says
     why, and the report's bf16 section says so."""
