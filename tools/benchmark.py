@@ -166,8 +166,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     cuda = device.type == 'cuda'
     if 'fp16' in args.deploy and not cuda:
-        sys.exit(f"benchmark: --fp16 / the 'fp16' deploy step needs CUDA, got {device}; "
-                 "on a CPU with native bf16 use --deploy default,bf16")
+        sys.exit(f"benchmark: --fp16 / the 'fp16' deploy step needs CUDA, "
+                 f'got {device}; on a CPU with native bf16 use --deploy '
+                 'default,bf16')
     if cuda and args.backend != 'torch':
         sys.exit(f'benchmark: --backend {args.backend} runs on the CPU; '
                  'pass --device cpu')
