@@ -7,7 +7,8 @@ from mmengine.config import ConfigDict
 
 from tests.conftest import base_model_cfg
 from tests.test_models.test_layers_topk_nms import random_boxes
-from tests.utils_detector import calibrated_detector
+from tests.utils_detector import (PROPOSALS, calibrated_detector,
+                                  robust_batch)
 
 
 def bbox_head_pair():
@@ -61,14 +62,18 @@ def test_bbox_head_falls_back_for_soft_nms():
 @pytest.fixture(scope='module')
 def detector_pair():
     """The base Light-Head model (our heads) and its twin with mmdet's stock
-    RPNHead / ConvFCBBoxHead, sharing weights."""
+    RPNHead / ConvFCBBoxHead, sharing weights; box deltas of realistic size
+    and a batch whose NMS decisions are all away from the thresholds
+    (``tests.utils_detector.robust_batch``)."""
     from mmdet.registry import MODELS
     cfg = base_model_cfg()
     cfg.backbone.arch = '0.5x'
+    cfg.test_cfg.rpn.max_per_img = PROPOSALS
     stock_cfg = copy.deepcopy(cfg)
     stock_cfg.rpn_head.type = 'RPNHead'
     stock_cfg.roi_head.bbox_head.type = 'ConvFCBBoxHead'
-    ours, data = calibrated_detector(cfg)
+    ours, _ = calibrated_detector(cfg)
+    data, _, _ = robust_batch(ours, 2, (192, 256))
     torch.manual_seed(0)
     stock = MODELS.build(stock_cfg).eval()
     stock.load_state_dict(ours.state_dict())
