@@ -135,3 +135,27 @@ def test_rpn_threads_equal_one_thread(detector_pair, monkeypatch):
     check = compare_detections(expected, got, box_tol=0.01, score_tol=1e-4)
     assert check['equal'] and check['boundary_swaps'] == 0, check
     assert check['matched'] == check['detections'] == 200, check
+
+
+def test_fragile_nms_decisions_are_found():
+    """The check behind ``robust_batch`` flags an IoU at the threshold, a
+    score tie between overlapping boxes and a tie at the ``max_num`` cut,
+    and nothing when every decision has a margin."""
+    from tests.utils_detector import fragile_nms_decisions
+
+    def kinds(heights, scores, max_num=10, groups=None):
+        boxes = torch.tensor([[0., 0., 10., h] for h in heights])
+        groups = torch.zeros(len(heights), dtype=torch.long) \
+            if groups is None else torch.tensor(groups)
+        return [f[0] for f in fragile_nms_decisions(
+            boxes, torch.tensor(scores), groups, 0.7, max_num)]
+
+    assert kinds([10, 7], [0.9, 0.8]) == ['iou']  # IoU exactly 0.7
+    assert kinds([10, 8], [0.9, 0.8]) == []  # IoU 0.8: suppressed, clearly
+    assert kinds([10, 6], [0.9, 0.8]) == []  # IoU 0.6: kept, clearly
+    assert kinds([10, 7], [0.9, 0.8], groups=[0, 1]) == []  # other class
+    assert kinds([10, 8], [0.9, 0.8999995]) == ['tie']
+    far = torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.]])
+    cut = fragile_nms_decisions(far, torch.tensor([0.9, 0.8999995]),
+                                torch.zeros(2, dtype=torch.long), 0.7, 1)
+    assert [f[0] for f in cut] == ['cut']
