@@ -142,10 +142,11 @@ def test_padded_outputs_and_equal_to_pytorch(tiny):
 
 @pytest.fixture(scope='module')
 def eager_case():
-    """A detector (score_thr 0) and 3 images of 120x150 (not a multiple of
-    32: padded in-graph) with robust NMS decisions."""
+    """A detector (score_thr 0) and 2 images of 120x150 (not a multiple of
+    32: padded in-graph) with robust NMS decisions (with 3 images the first
+    robust seed is the 24th: 8 s of searching)."""
     model = tiny_model()
-    return model, robust_images(model, 3, (120, 150))
+    return model, robust_images(model, 2, (120, 150))
 
 
 def eager_check(model, images):
@@ -166,7 +167,7 @@ def test_eager_wrapper_equals_model_with_batch_and_padding(eager_case):
     including an input that is not a multiple of 32 (padded in-graph)."""
     check = eager_check(*eager_case)
     assert check['equal'] and check['boundary_swaps'] == 0, check
-    assert check['matched'] == check['detections'] == 300, check
+    assert check['matched'] == check['detections'] == 200, check
 
 
 def _decode_ignoring_stds(coder, priors, deltas, img_shape):

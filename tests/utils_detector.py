@@ -157,11 +157,15 @@ def _iou_slack(box, others, delta: float):
     wh_a = box[2:] - box[:2]
     wh_b = others[:, 2:] - others[:, :2]
     union = wh_a.prod() + wh_b.prod(1) - inter
-    with np.errstate(invalid='ignore', divide='ignore'):
-        iou = np.nan_to_num(inter / union)  # zero-area boxes: IoU 0
-        d_inter = 2 * delta * (w_i + h_i)
-        d_union = 2 * delta * (wh_a.sum() + wh_b.sum(1)) + d_inter
-        slack = np.nan_to_num(2 * (d_inter + iou * d_union) / union)
+    # Two zero-area boxes (clipped outside the image): IoU 0/0, which no
+    # NMS suppresses (torchvision: NaN > t is false; ONNX: IoU 0).
+    degenerate = union <= 0
+    union = np.where(degenerate, 1.0, union)
+    iou = np.where(degenerate, 0.0, inter / union)
+    d_inter = 2 * delta * (w_i + h_i)
+    d_union = 2 * delta * (wh_a.sum() + wh_b.sum(1)) + d_inter
+    slack = np.where(degenerate, 0.0,
+                     2 * (d_inter + iou * d_union) / union)
     return iou, slack
 
 
