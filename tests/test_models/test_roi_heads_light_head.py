@@ -136,8 +136,8 @@ def test_ohem_keeps_topk_per_image_ranked_over_the_batch(monkeypatch):
     assert [len(r.priors) for r in results] == [32, 55]  # + 2 GT in image 0
     # Direct computation: every RoI through the head with autograd.
     rois = bbox2roi([r.priors for r in results])
-    labels, _, targets, _ = head.bbox_head.get_targets(results,
-                                                       head.train_cfg)
+    all_targets = head.bbox_head.get_targets(results, head.train_cfg)
+    labels, targets = all_targets[0], all_targets[2]
     full = head._bbox_forward(seen['x'], rois)
     per_roi = F.cross_entropy(full['cls_score'], labels, reduction='none')
     pos = (labels < 80).nonzero().view(-1)
@@ -154,9 +154,7 @@ def test_ohem_keeps_topk_per_image_ranked_over_the_batch(monkeypatch):
     monkeypatch.setattr(head.bbox_head, 'loss', head_loss)
     direct = head.bbox_head.loss(full['cls_score'][keep],
                                  full['bbox_pred'][keep], rois[keep],
-                                 *[t[keep] for t in
-                                   head.bbox_head.get_targets(
-                                       results, head.train_cfg)])
+                                 *[t[keep] for t in all_targets])
     for key in ('loss_cls', 'loss_bbox'):
         torch.testing.assert_close(losses[key], direct[key])
     params = [p for p in head.parameters() if p.requires_grad]
