@@ -87,6 +87,88 @@ def test_ohem_backprops_only_the_topk_of_the_batch(monkeypatch):
     assert seen['n'] == 42
 
 
+def _two_image_batch():
+    """Image 0: 30 proposals jittered around its two GT boxes (positives,
+    with a box loss on top of the classification loss: the hardest RoIs);
+    image 1: 55 random proposals and no GT (negatives only)."""
+    g = torch.Generator().manual_seed(5)
+    gt = torch.tensor([[10., 20., 60., 90.], [70., 30., 150., 120.]])
+    jitter = gt.repeat(15, 1) + 3 * torch.randn(30, 4, generator=g)
+    first = InstanceData(bboxes=jitter, scores=torch.rand(30, generator=g))
+    samples = make_data_samples(IMG) + make_data_samples(IMG, boxes=(),
+                                                         labels=())
+    samples[1].set_metainfo(dict(img_id=1))
+    return [first, proposals(55, seed=1)[0]], samples
+
+
+def test_ohem_keeps_topk_per_image_ranked_over_the_batch(monkeypatch):
+    """Two images with different RoI counts: ``ohem_topk`` x 2 RoIs enter
+    the loss, the hardest of the whole batch (all from image 0 here: the
+    budget is per image, the ranking batch-wide, as the official
+    ``sum_ohem_loss`` over a GPU's images); the re-forward of the kept RoIs
+    gives the loss and gradients of a direct computation on them (the full
+    forward with autograd, rows gathered), ranked by an independent
+    cross-entropy + smooth L1."""
+    import torch.nn.functional as F
+    from mmdet.structures.bbox import bbox2roi
+    k = 8
+    head = build_head(ohem_topk=k)
+    seen = {}
+    original = head.bbox_loss
+
+    def spy(x, sampling_results):
+        seen.update(x=x, sampling_results=sampling_results)
+        seen['out'] = original(x, sampling_results)
+        return seen['out']
+
+    head_loss = head.bbox_head.loss
+
+    def loss_spy(cls_score, bbox_pred, rois, *args, **kwargs):
+        seen['loss_rois'] = rois.detach()
+        return head_loss(cls_score, bbox_pred, rois, *args, **kwargs)
+
+    monkeypatch.setattr(head, 'bbox_loss', spy)
+    props, samples = _two_image_batch()
+    feat = (torch.rand(2, C_IN, IMG[0] // 32, IMG[1] // 32), )
+    monkeypatch.setattr(head.bbox_head, 'loss', loss_spy)
+    losses = head.loss(feat, props, samples)
+    results = seen['sampling_results']
+    assert [len(r.priors) for r in results] == [32, 55]  # + 2 GT in image 0
+    # Direct computation: every RoI through the head with autograd.
+    rois = bbox2roi([r.priors for r in results])
+    all_targets = head.bbox_head.get_targets(results, head.train_cfg)
+    labels, targets = all_targets[0], all_targets[2]
+    full = head._bbox_forward(seen['x'], rois)
+    per_roi = F.cross_entropy(full['cls_score'], labels, reduction='none')
+    pos = (labels < 80).nonzero().view(-1)
+    assert len(pos) > 2 * k  # enough positives to fill the batch budget
+    deltas = full['bbox_pred'].view(len(rois), 80, 4)[pos, labels[pos]]
+    per_roi = per_roi.detach().clone()
+    per_roi[pos] += F.smooth_l1_loss(deltas, targets[pos], beta=1.0,
+                                     reduction='none').sum(-1).detach()
+    keep = per_roi.topk(2 * k).indices
+    in_loss = seen['loss_rois']
+    assert len(in_loss) == 2 * k  # ohem_topk per image
+    assert sorted(in_loss.tolist()) == sorted(rois[keep].tolist())
+    assert (in_loss[:, 0] == 0).all()  # image 1 (easy) contributes none
+    monkeypatch.setattr(head.bbox_head, 'loss', head_loss)
+    direct = head.bbox_head.loss(full['cls_score'][keep],
+                                 full['bbox_pred'][keep], rois[keep],
+                                 *[t[keep] for t in all_targets])
+    for key in ('loss_cls', 'loss_bbox'):
+        torch.testing.assert_close(losses[key], direct[key])
+    params = [p for p in head.parameters() if p.requires_grad]
+    got = torch.autograd.grad(losses['loss_cls'] + losses['loss_bbox'],
+                              params, retain_graph=True, allow_unused=True)
+    want = torch.autograd.grad(direct['loss_cls'] + direct['loss_bbox'],
+                               params, allow_unused=True)
+    for a, b in zip(got, want):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_hardest_rois_ranks_by_cls_plus_box_loss():
     head = build_head()
     num_classes = head.bbox_head.num_classes

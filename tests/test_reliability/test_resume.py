@@ -1,11 +1,15 @@
 """SIGKILL a seeded CPU training part-way, ``--resume``, compare with a run
 that was never interrupted: same final weights, optimizer state and losses.
 
+The first run parks itself after iteration 4 (``pause_hook``) and is
+killed there, so the kill point does not depend on the machine's speed; a
+kill in the middle of a save is ``test_atomic_checkpoint``'s real SIGKILL.
+
 Covers the torch>=2.6 ``weights_only`` fix (``shufflenet_det.compat``; without
 it ``--resume`` dies unpickling mmengine's HistoryBuffer), atomic checkpoints
-(the kill may land in the middle of a save) and the RNG state restored by
-ResumableCheckpointHook (without it the resumed run samples different RPN /
-R-CNN training RoIs and ends with different weights).
+and the RNG state restored by ResumableCheckpointHook (without it the
+resumed run samples different RPN / R-CNN training RoIs and ends with
+different weights).
 """
 import signal
 import subprocess
@@ -21,21 +25,39 @@ from tests.test_reliability.training_runs import (TINY, load_state,
 
 pytestmark = COCO_MINI_SKIP
 MAX_ITERS = 8  # the tiny config; checkpoints every 2 iterations
+KILL_AT = 4  # iterations done when the first run is killed
 
 
-def kill_after_checkpoint(cmd, work_dir, iteration, timeout=240):
-    """Start ``cmd``; SIGKILL it once ``iter_<iteration>.pth`` is final."""
+def paused_config(work_dir, iteration):
+    """The tiny config plus :class:`PauseAtIterationHook` at ``iteration``;
+    returns (config path, marker path)."""
+    marker = work_dir / 'paused'
+    config = work_dir.parent / f'{work_dir.name}_pause.py'
+    config.write_text(
+        f'_base_ = [{str(TINY)!r}]\n'
+        "custom_imports = dict(imports=['tests.test_reliability.pause_hook'],"
+        ' allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='InvalidLossGuardHook'), "
+        f"dict(type='PauseAtIterationHook', iteration={iteration}, "
+        f'marker={str(marker)!r})]\n')
+    return config, marker
+
+
+def kill_when_paused(cmd, marker, timeout):
+    """Start ``cmd``; SIGKILL it once it has parked (``marker`` written).
+
+    The process waits for the kill, so the kill point does not depend on
+    timing; ``timeout`` only bounds a hang."""
     proc = subprocess.Popen(cmd, env=train_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    target = work_dir / f'iter_{iteration}.pth'
     deadline = time.monotonic() + timeout
-    while not target.exists():
+    while not marker.exists():
         if proc.poll() is not None:
             raise AssertionError('training ended before the kill:\n' +
                                  proc.stderr.read()[-3000:])
         if time.monotonic() > deadline:
             proc.kill()
-            raise AssertionError(f'{target} not written in {timeout} s')
+            raise AssertionError(f'{marker} not written in {timeout:.0f} s')
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
@@ -46,27 +68,29 @@ def kill_after_checkpoint(cmd, work_dir, iteration, timeout=240):
 @pytest.mark.slow
 def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path):
     straight, broken = tmp_path / 'straight', tmp_path / 'killed'
+    broken.mkdir()
 
+    start = time.monotonic()
     proc = run(train_cmd(TINY, straight))
     assert proc.returncode == 0, tail(proc)
+    # The killed run does half the iterations of this one; 10x this run's
+    # duration (start-up included) only bounds a hang, under any load.
+    timeout = 10 * (time.monotonic() - start)
 
-    assert kill_after_checkpoint(train_cmd(TINY, broken), broken,
-                                 4) == -signal.SIGKILL
-    assert not (broken / f'iter_{MAX_ITERS}.pth').exists(), \
-        'the kill came too late to test anything'
+    config, marker = paused_config(broken, KILL_AT)
+    assert kill_when_paused(train_cmd(config, broken), marker,
+                            timeout) == -signal.SIGKILL
+    assert not (broken / f'iter_{KILL_AT + 2}.pth').exists()
     proc = run(train_cmd(TINY, broken, '--resume'))
     assert proc.returncode == 0, tail(proc)
 
-    # The resumed run really resumed, from the last checkpoint the kill left
-    # complete: iter_4, or iter_2 if the kill hit between writing iter_4.pth
-    # and updating last_checkpoint, or iter_6 if it came late.
+    # The resumed run really resumed, from the checkpoint of the iteration
+    # where the killed run was parked.
     ref_losses = logged_scalars(straight)[-1]
     killed_losses, resumed_losses = logged_scalars(broken)[-2:]
-    first = min(resumed_losses)
-    assert first - 1 in (2, 4, 6), sorted(resumed_losses)
-    assert max(killed_losses) >= first - 1
+    assert sorted(killed_losses) == list(range(1, KILL_AT + 1))
     assert sorted(ref_losses) == list(range(1, MAX_ITERS + 1))
-    assert sorted(resumed_losses) == list(range(first, MAX_ITERS + 1))
+    assert sorted(resumed_losses) == list(range(KILL_AT + 1, MAX_ITERS + 1))
 
     # Same loss terms, same values, every iteration of both parts.
     for it, row in [*killed_losses.items(), *resumed_losses.items()]:

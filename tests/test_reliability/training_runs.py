@@ -1,7 +1,6 @@
 """Launch tools/train.py / dist_train.sh on the tiny config and read logs."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +41,6 @@ def dist_train_cmd(config: Path, work_dir: Path, nproc: int,
     return ['bash', str(REPO / 'tools/dist_train.sh'), str(config),
             str(nproc), '--work-dir', str(work_dir), '--cfg-options',
             *data_options(), *options]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run(cmd: List[str], timeout: int = 300,
