@@ -19,7 +19,8 @@ import torch
 from shufflenet_det.cli import EXIT_BAD_INPUT, run_tool
 from tests.conftest import COCO_MINI_SKIP, REPO
 
-TINY = REPO / 'tests/configs/light-head-rcnn_shufflenetv2-0.5x_tiny_coco-mini.py'
+TINY = REPO / ('tests/configs/'
+               'light-head-rcnn_shufflenetv2-0.5x_tiny_coco-mini.py')
 
 
 def _tool(relpath: str):
@@ -203,7 +204,8 @@ def test_overfit_two_iterations_records_a_miss(tmp_path, monkeypatch,
     # after the second; the data root absolute (the config's is relative to
     # a clone beside shared/).
     options = ['train_cfg.max_iters=2', 'train_cfg.val_interval=2',
-               'default_hooks.logger.interval=1', 'log_processor.window_size=1',
+               'default_hooks.logger.interval=1',
+               'log_processor.window_size=1',
                f'train_dataloader.dataset.dataset.data_root={COCO_MINI}/',
                f'val_dataloader.dataset.data_root={COCO_MINI}/',
                f'test_dataloader.dataset.data_root={COCO_MINI}/']
