@@ -208,7 +208,10 @@ def test_overfit_two_iterations_records_a_miss(tmp_path, monkeypatch,
                'log_processor.window_size=1',
                f'train_dataloader.dataset.dataset.data_root={COCO_MINI}/',
                f'val_dataloader.dataset.data_root={COCO_MINI}/',
-               f'test_dataloader.dataset.data_root={COCO_MINI}/']
+               f'test_dataloader.dataset.data_root={COCO_MINI}/',
+               # mmengine keeps one Visualizer per name in the process: an
+               # earlier test's would write this run's scalars elsewhere.
+               f'visualizer.name=overfit_{tmp_path.name}']
     config = REPO / _tool('tools/overfit.py').DEFAULT_CONFIG
     code, out, _ = _run('tools/overfit.py',
                         ['--config', str(config), '--work-dir', str(work),
