@@ -3,6 +3,7 @@
 Bounded for a 2-core CPU: ShuffleNet V2 0.5x from scratch, images resized to
 a shorter side of 160, 4 training iterations of 2 images, 4 test images.
 """
+import json
 import math
 
 import pytest
@@ -54,7 +55,9 @@ def small_cfg(work_dir, max_iters, name):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('e2e')
-    runner = Runner.from_cfg(small_cfg(work_dir, 4, 'e2e_train'))
+    cfg = small_cfg(work_dir, 4, 'e2e_train')
+    cfg.test_evaluator.outfile_prefix = str(work_dir / 'dets')
+    runner = Runner.from_cfg(cfg)
     runner.train()
     loss = runner.message_hub.get_scalar('train/loss').current()
     return runner, work_dir, loss
@@ -65,15 +68,97 @@ def test_trains_and_evaluates_with_coco_metric(trained):
     assert runner.iter == 4
     assert math.isfinite(loss) and loss > 0
     assert (work_dir / 'iter_4.pth').is_file()
-    # The standard evaluator path (ann_file = the whole val2017 json): with
-    # 4 of its 122 images evaluated, the values are diluted and only their
-    # presence and range are checked here.
+    # The standard evaluator path (ann_file = the whole val2017 json), with
+    # its detections also written out (outfile_prefix, set in the fixture).
     metrics = runner.test()
-    for key in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s',
-                'bbox_mAP_m', 'bbox_mAP_l'):
-        value = metrics[f'coco/{key}']
-        # pycocotools reports -1 for an area range without GT in the subset.
-        assert value == -1 or 0 <= value <= 1, (key, value)
+    dets = json.loads((work_dir / 'dets.bbox.json').read_text())
+    # After 4 iterations from scratch the values are near 0, so a range
+    # check says nothing; instead the same detections are evaluated again
+    # by pycocotools alone. Like mmdet's CocoMetric given an ann_file, over
+    # every image of that file (122), not only the 4 the loader ran.
+    assert dets, 'no detection at all: the comparison below would be vacuous'
+    expected = _pycocotools_bbox_stats(dets, runner.test_dataloader.dataset)
+    for key, value in expected.items():
+        # mmdet rounds each value to 3 decimals; -1: no GT in that area range.
+        assert metrics[f'coco/{key}'] == pytest.approx(value, abs=5e-4), key
+    # Those values are all near 0, where a metric that mismatched images,
+    # classes or box formats would also give 0. So the config's evaluator
+    # also sees the model's detections plus the ground truth of the same
+    # images as detections (every other one shifted by 0.3 of its width):
+    # a non-zero mAP that pycocotools must reproduce too (a few percent only:
+    # these 4 images hold a small part of the 122 images' ground truth).
+    mixed = dets + _ground_truth_as_detections(
+        runner.test_dataloader.dataset)
+    expected = _pycocotools_bbox_stats(mixed, runner.test_dataloader.dataset)
+    assert 0.01 < expected['bbox_mAP'] < 0.5, expected
+    got = _config_metric(runner.cfg, runner.test_dataloader.dataset, mixed)
+    for key, value in expected.items():
+        assert got[f'coco/{key}'] == pytest.approx(value, abs=5e-4), key
+
+
+def _ground_truth_as_detections(dataset) -> list:
+    """COCO-format detections copied from the GT of ``dataset``'s images,
+    every other box shifted right by 0.3 of its width: IoU 0.7 / 1.3 = 0.54
+    with its GT, away from every COCO IoU threshold (0.5, 0.55, ...) so that
+    float rounding cannot flip a match; distinct scores, so no ties."""
+    from pycocotools.coco import COCO
+    gt = COCO(str(COCO_MINI / 'annotations/instances_val2017.json'))
+    img_ids = [dataset.get_data_info(i)['img_id']
+               for i in range(len(dataset))]
+    dets = []
+    for n, ann in enumerate(gt.loadAnns(gt.getAnnIds(imgIds=img_ids,
+                                                     iscrowd=False))):
+        x, y, w, h = ann['bbox']
+        dets.append(dict(image_id=ann['image_id'],
+                         category_id=ann['category_id'],
+                         score=0.999 - n * 1e-4,
+                         bbox=[x + (0.3 * w if n % 2 else 0), y, w, h]))
+    return dets
+
+
+def _config_metric(cfg, dataset, dets: list) -> dict:
+    """The config's test evaluator on COCO-format ``dets``, fed as the
+    detector's data samples (xyxy boxes in original-image pixels, labels)."""
+    from mmdet.registry import METRICS
+    metric = METRICS.build(dict(cfg.test_evaluator, outfile_prefix=None))
+    metric.dataset_meta = dataset.metainfo
+    label_of = {cat: i for i, cat in enumerate(dataset.cat_ids)}
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        mine = [d for d in dets if d['image_id'] == info['img_id']]
+        boxes = torch.tensor([d['bbox'] for d in mine],
+                             dtype=torch.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        metric.process({}, [dict(
+            img_id=info['img_id'],
+            ori_shape=(info['height'], info['width']),
+            pred_instances=dict(
+                bboxes=boxes,
+                scores=torch.tensor([d['score'] for d in mine]),
+                labels=torch.tensor([label_of[d['category_id']]
+                                     for d in mine])))])
+    return metric.evaluate(len(dataset))
+
+
+def _pycocotools_bbox_stats(dets: list, dataset) -> dict:
+    """COCOeval's six AP values for ``dets`` over every image of the
+    annotation file, computed without any mmdet code."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    gt = COCO(str(COCO_MINI / 'annotations/instances_val2017.json'))
+    img_ids = sorted(dataset.get_data_info(i)['img_id']
+                     for i in range(len(dataset)))
+    assert {d['image_id'] for d in dets} <= set(img_ids)
+    evaluator = COCOeval(gt, gt.loadRes(dets), 'bbox')
+    # mmdet's CocoMetric default (proposal_nums): AP at up to 1000
+    # detections per image, where pycocotools' default stops at 100.
+    evaluator.params.maxDets = [100, 300, 1000]
+    evaluator.evaluate()
+    evaluator.accumulate()
+    evaluator.summarize()
+    names = ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s',
+             'bbox_mAP_m', 'bbox_mAP_l')
+    return dict(zip(names, (float(v) for v in evaluator.stats[:6])))
 
 
 def test_resume_continues_from_the_saved_iteration(trained):

@@ -309,5 +309,25 @@ def test_tool_refuses_cuda_without_gpu(tmp_path, capsys):
         _tool().main(['--device', 'cuda', '--out', str(tmp_path)])
     assert exc.value.code == 2
     assert 'torch.cuda.is_available() is False' in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        _tool().main(['--device', 'mps', '--out', str(tmp_path)])
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--device', 'mps'], "--device must be cpu or cuda[:N], got 'mps'"),
+    (['--device', 'gpu0'], "--device 'gpu0': "),
+    # got: batch size, input size (default INPUT_SIZE = 56), rounds
+    (['--rounds', '0'], '--batch-size, --input-size and --rounds must be '
+     '>= 1, got 1, 56, 0'),
+    (['--batch-size', '-2'], 'must be >= 1, got -2, 56, 11'),
+    (['--input-size', '0'], 'must be >= 1, got 1, 0, 11'),
+    (['--tables', '5'], "argument --tables: invalid choice: 5"),
+])
+def test_tool_bad_arguments_name_the_culprit(argv, message, tmp_path,
+                                             capsys):
+    """Each bad argument stops the tool with argparse's exit status 2 and
+    a message naming the argument and the value given."""
+    with pytest.raises(SystemExit) as exc:
+        _tool().main(argv + ['--out', str(tmp_path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not any(tmp_path.iterdir())  # nothing measured or written

@@ -80,9 +80,17 @@ def test_backbone_is_its_table7_cell(family, level, cell):
         f'TABLE7_BACKBONES[{family!r}][{level!r}] is {cell}')
 
 
-@pytest.mark.parametrize('family,level,cell', CELLS, ids=IDS)
+# Every cell but the reference: the reference against itself cannot fail.
+OTHER_CELLS = [c for c in CELLS if config_name(c[0], c[2]) != REFERENCE]
+
+
+@pytest.mark.parametrize(
+    'family,level,cell', OTHER_CELLS,
+    ids=[i for i, c in zip(IDS, CELLS) if c in OTHER_CELLS])
 def test_everything_but_the_backbone_is_identical(family, level, cell):
+    assert len(OTHER_CELLS) == len(CELLS) - 1  # the reference is a cell
     reference, cfg = load(REFERENCE), load(config_name(family, cell))
+    assert reference['model']['backbone'] != cfg['model']['backbone']
     for c in (reference, cfg):
         del c['model']['backbone']
     differ = sorted(k for k in set(reference) | set(cfg)
@@ -128,21 +136,60 @@ def test_backbone_follows_the_recipe(family, level, cell):
                for p in backbone.layers[first_16].parameters())
 
 
+def public_imagenet_weights(family: str, cell: dict) -> bool:
+    """Whether the model zoos themselves publish ImageNet weights for this
+    cell: torchvision's registered weights (for MobileNet v2 only those
+    whose parameter count is the cell's width's: torchvision's builder takes
+    any ``width_mult``, its weights fit 1.0 only) and mmpretrain's model
+    names (ShuffleNet v1 g=3 at 1x only). Xception-like: neither."""
+    import torchvision
+    from mmpretrain import list_models
+    width = float(cell['arch'][:-1] if 'arch' in cell
+                  else cell['widen_factor'])
+    if family.startswith('ShuffleNet v2'):
+        name = f'shufflenet_v2_x{width:.1f}'.replace('.', '_')
+        return bool(list(torchvision.models.get_model_weights(name)))
+    if family == 'MobileNet v2':
+        params = sum(p.numel() for p in torchvision.models.mobilenet_v2(
+            width_mult=width).parameters())
+        return any(w.meta['num_params'] == params for w in
+                   torchvision.models.get_model_weights('mobilenet_v2'))
+    if family == 'ShuffleNet v1':
+        return f'shufflenet-v1-{width:g}x_16xb64_in1k' in list_models(
+            'shufflenet-v1*')
+    return False
+
+
 @pytest.mark.parametrize('family,level,cell', CELLS, ids=IDS)
 def test_pretrained_weights_are_loadable_names(family, level, cell):
-    init = load(config_name(family, cell))['model']['backbone']['init_cfg']
-    if init is None:
-        return
-    assert init['type'] == 'Pretrained'
+    """Every cell starts from ImageNet weights (the Table 7 recipe freezes
+    the first layers): a public checkpoint where one exists, else a
+    ``checkpoint=None`` that stops the run at start-up with a message
+    naming this project's ImageNet config and the key to set."""
+    from shufflenet_det.models.backbones.base_backbone import \
+        check_pretrained_weights
+    name = config_name(family, cell)
+    backbone_cfg = load(name)['model']['backbone']
+    init = backbone_cfg['init_cfg']
+    assert init is not None and init['type'] == 'Pretrained', init
     checkpoint = init['checkpoint']
+    assert (checkpoint is not None) == public_imagenet_weights(family, cell)
     if checkpoint is None:
-        # No public weights: the run stops at start-up until given them
-        # (tests/test_pretrained_required.py); only the path is missing.
         assert set(init) == {'type', 'checkpoint'}
-        return
-    if checkpoint.startswith('torchvision://'):
-        name = checkpoint[len('torchvision://'):]
-        assert name in get_torchvision_models(), checkpoint
+        with pytest.raises(ValueError) as exc:
+            check_pretrained_weights(backbone_cfg, name)
+        imagenet = name.replace('light-head-rcnn_', '').replace(
+            '_8xb2-150k_coco.py', '_8xb128_in1k.py')
+        assert (CONFIGS / 'imagenet' / imagenet).is_file(), imagenet
+        message = str(exc.value)
+        assert message.startswith(f'{name}: model.backbone.init_cfg.'
+                                  'checkpoint is None'), message
+        assert f'configs/imagenet/{imagenet}' in message, message
+        assert '--cfg-options model.backbone.init_cfg.checkpoint=PATH' in \
+            message, message
+    elif checkpoint.startswith('torchvision://'):
+        tv_name = checkpoint[len('torchvision://'):]
+        assert tv_name in get_torchvision_models(), checkpoint
     else:
         assert checkpoint.startswith('https://download.openmmlab.com/'), \
             checkpoint

@@ -8,12 +8,14 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
+from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
+                                check_config, run_tool)
 from shufflenet_det.models.backbones.base_backbone import \
     check_pretrained_weights  # noqa: E402
 
@@ -41,6 +43,7 @@ def parse_args():
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_flag(parser)
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -48,7 +51,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
+    # A missing, empty or unparsable config ends in one line naming it.
+    cfg = check_config(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
@@ -69,8 +73,9 @@ def main():
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise KeyError(f'{args.config}: --auto-scale-lr needs '
-                           'auto_scale_lr.base_batch_size in the config')
+            raise ToolInputError(f'{args.config}: --auto-scale-lr needs '
+                                 'auto_scale_lr.base_batch_size in the '
+                                 'config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
@@ -87,4 +92,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -38,7 +38,16 @@ def parse_args(argv=None):
                         help='draw detections above this score '
                         '(default: %(default)s)')
     parser.add_argument('--threads', type=int, help='CPU threads')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # Bad paths end here with one line naming them, not in a traceback
+    # from onnx.load or a runtime.
+    if not osp.isfile(args.onnx):
+        parser.error(f'ONNX file not found: {args.onnx}')
+    try:
+        args.files = list_images(args.images)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    return args
 
 
 def list_images(path):
@@ -66,7 +75,7 @@ def main(argv=None):
     batch, _, height, width = [d.dim_value for d in
                                dims.type.tensor_type.shape.dim]
     run = build_runner(args.onnx, args.backend, args.threads)
-    files = list_images(args.images)
+    files = args.files
     os.makedirs(args.out, exist_ok=True)
     visualizer = DetLocalVisualizer()
     visualizer.dataset_meta = CocoDataset.METAINFO

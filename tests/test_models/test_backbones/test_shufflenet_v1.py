@@ -7,6 +7,8 @@ from shufflenet_det.analysis.complexity import classifier_complexity
 from shufflenet_det.table7 import (LEVEL_TOLERANCE, LEVELS, PAPER_COMPLEXITY,
                                    TABLE7_BACKBONES)
 from shufflenet_det.models.backbones import ShuffleNetV1
+from .utils import (assert_features_equal, randomise_like_trained,
+                    save_mmpretrain_classifier)
 
 ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
 # arch: (stage2, stage3, stage4) channels, megvii ShuffleNetV1 g=3.
@@ -89,21 +91,34 @@ def test_macs_within_10_percent_of_level_and_2_of_table8(arch):
     assert abs(mmacs / paper - 1) <= 0.02
 
 
-def test_mmpretrain_layout_loads(tmp_path):
-    torch.manual_seed(0)
-    src = ShuffleNetV1('1.0x')
-    # mmpretrain classifier checkpoint: backbone keys under 'backbone.',
-    # same unit names as ours, stem conv called 'conv1'.
-    state = {f'backbone.{k.replace("stem.0.", "conv1.")}': v
-             for k, v in src.state_dict().items()}
-    state['head.fc.weight'] = torch.zeros(1000, 960)
-    path = tmp_path / 'mmpretrain.pth'
-    torch.save({'meta': {}, 'state_dict': state}, path)
-    dst = ShuffleNetV1('1.0x', init_cfg=dict(type='Pretrained',
-                                             checkpoint=str(path)))
-    dst.init_weights()
-    for k, v in src.state_dict().items():
-        assert torch.equal(dst.state_dict()[k], v), k
+# Our arch -> mmpretrain ShuffleNetV1(groups=3) widen_factor with the same
+# network. mmpretrain's 1.5x has a 36-channel stem (int(24 * 1.5)) where
+# megvii's table, ours, has 24: no reference at 1.5x.
+MMPRETRAIN_WIDEN = {'0.5x': 0.5, '1.0x': 1.0, '2.0x': 2.0}
+
+
+@pytest.mark.parametrize('arch', sorted(MMPRETRAIN_WIDEN))
+def test_mmpretrain_weights_give_mmpretrain_features(arch, tmp_path):
+    """mmpretrain 1.2.0's own ShuffleNetV1 (groups=3) is the independent
+    reference: its random weights, BN statistics spread far from the
+    defaults, saved as an mmpretrain classifier checkpoint and loaded through
+    our ``init_cfg`` path, must give its features at every stage. Catches a
+    unit computed differently (e.g. without the channel shuffle) and any
+    key or BN tensor the converter maps wrongly or drops."""
+    from mmpretrain.models.backbones import ShuffleNetV1 as MMPretrainV1
+    ref = randomise_like_trained(MMPretrainV1(
+        groups=3, widen_factor=MMPRETRAIN_WIDEN[arch], out_indices=(0, 1, 2)))
+    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
+                                      CHANNELS[arch][-1])
+    ours = ShuffleNetV1(arch, out_indices=(0, 1, 2), init_cfg=dict(
+        type='Pretrained', checkpoint=path))
+    ours.init_weights()
+    ours.eval()
+    # Every tensor of ours came from the file: nothing kept at its init.
+    assert ours.loaded_keys == set(ours.state_dict())
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert_features_equal(ours(x), ref(x))
 
 
 def test_wrong_width_checkpoint_names_the_key(tmp_path):

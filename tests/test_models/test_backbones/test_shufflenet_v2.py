@@ -5,6 +5,8 @@ from mmdet.registry import MODELS
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
 from shufflenet_det.models.backbones import ShuffleNetV2
+from .utils import (assert_features_equal, randomise_like_trained,
+                    save_mmpretrain_classifier)
 
 ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
 # arch: (stage2, stage3, stage4, conv5) channels, from Table 5.
@@ -107,25 +109,16 @@ def _tv_to_ours(tv_model, arch, extra_dw=False, tmp_path=None):
     return model.eval()
 
 
-def _spread_bn(model, affine=False):
-    """Non-trivial BN statistics (and affine parameters), so that a
-    mis-mapped or non-identity BN shows in the outputs."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            if affine:
-                m.weight.data.uniform_(0.5, 1.5)
-                m.bias.data.uniform_(-0.1, 0.1)
-    return model
-
-
-@pytest.mark.parametrize('arch', ['0.5x', '2.0x'])
+@pytest.mark.parametrize('arch', ARCHS)
 def test_torchvision_weights_give_torchvision_features(arch, tmp_path):
-    torch.manual_seed(0)
-    tv = _spread_bn(TV_BUILDERS[arch]().eval(), affine=True)
+    """torchvision's shufflenet_v2_x* is an independent reference: its
+    random weights (BN statistics spread, see ``randomise_like_trained``)
+    loaded through our ``init_cfg`` path give its features at every stage."""
+    tv = randomise_like_trained(TV_BUILDERS[arch]())
     model = _tv_to_ours(tv, arch, tmp_path=tmp_path)
-    x = torch.rand(2, 3, 96, 128)
+    # Every tensor of ours came from the file: nothing kept at its init.
+    assert model.loaded_keys == set(model.state_dict())
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ours = model(x)
         t = tv.maxpool(tv.conv1(x))
@@ -133,27 +126,32 @@ def test_torchvision_weights_give_torchvision_features(arch, tmp_path):
         for stage in (tv.stage2, tv.stage3, tv.stage4, tv.conv5):
             t = stage(t)
             expected.append(t)
-    for a, b in zip(ours, expected):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    assert_features_equal(ours, expected)
 
 
-def test_mmpretrain_layout_loads(tmp_path):
-    torch.manual_seed(0)
-    src = ShuffleNetV2('1.0x', out_indices=(3,))
-    # mmpretrain classifier checkpoint: backbone keys under 'backbone.',
-    # same module names as ours, stem called 'conv1'.
-    state = {}
-    for k, v in src.state_dict().items():
-        k = k.replace('stem.0.', 'conv1.')
-        state[f'backbone.{k}'] = v
-    state['head.fc.weight'] = torch.zeros(1000, 1024)
-    path = tmp_path / 'mmpretrain.pth'
-    torch.save({'meta': {}, 'state_dict': state}, path)
-    dst = ShuffleNetV2('1.0x', out_indices=(3,),
-                       init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    dst.init_weights()
-    for k, v in src.state_dict().items():
-        assert torch.equal(dst.state_dict()[k], v), k
+# Our arch -> mmpretrain 1.2.0 ShuffleNetV2 widen_factor: the same widths
+# (Table 5) at all four.
+MMPRETRAIN_WIDEN = {'0.5x': 0.5, '1.0x': 1.0, '1.5x': 1.5, '2.0x': 2.0}
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_mmpretrain_weights_give_mmpretrain_features(arch, tmp_path):
+    """mmpretrain's own ShuffleNetV2, randomised with spread BN statistics
+    and saved as an mmpretrain classifier checkpoint, loaded through our
+    ``init_cfg`` path: same features at every stage, conv5 included."""
+    from mmpretrain.models.backbones import ShuffleNetV2 as MMPretrainV2
+    ref = randomise_like_trained(MMPretrainV2(
+        widen_factor=MMPRETRAIN_WIDEN[arch], out_indices=(0, 1, 2, 3)))
+    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
+                                      CHANNELS[arch][-1])
+    ours = ShuffleNetV2(arch, out_indices=(0, 1, 2, 3), init_cfg=dict(
+        type='Pretrained', checkpoint=path))
+    ours.init_weights()
+    ours.eval()
+    assert ours.loaded_keys == set(ours.state_dict())
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert_features_equal(ours(x), ref(x))
 
 
 def test_v2_weights_into_v2_star_report_missing_extra_dw(tmp_path,
@@ -194,15 +192,20 @@ def test_unrelated_checkpoint_is_rejected(tmp_path):
 @pytest.mark.parametrize('arch', ['0.5x', '1.0x'])
 def test_v2_star_with_v2_weights_computes_v2(arch, tmp_path):
     """V2*'s extra depthwise convs start as the identity: with V2 weights,
-    V2* gives V2's features (issue 10, item 1)."""
-    torch.manual_seed(0)
-    tv = _spread_bn(TV_BUILDERS[arch]().eval())
+    V2* gives V2's features (issue 10, item 1).
+
+    "Identity at init" is the design of ``ShuffleUnitV2.reset_extra_dw``
+    (the paper only says V2* adds a 3x3 depthwise conv before the first
+    pointwise conv of each main branch): centre tap 1 and a BN that passes
+    its input through in eval mode, which is how the Table 7 recipe runs
+    BN (``norm_eval=True``)."""
+    tv = randomise_like_trained(TV_BUILDERS[arch]())
     v2 = _tv_to_ours(tv, arch, tmp_path=tmp_path)
     star = _tv_to_ours(tv, arch, extra_dw=True, tmp_path=tmp_path)
-    x = torch.rand(2, 3, 96, 128)
+    assert len(star._units_with_extra_dw()) == 16
+    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        for a, b in zip(v2(x), star(x)):
-            torch.testing.assert_close(b, a, atol=1e-6, rtol=0)
+        assert_features_equal(star(x), v2(x))
 
 
 def test_v2_star_from_scratch_starts_as_identity_too():
@@ -256,3 +259,40 @@ def test_v2_star_table7_extra_convs_train(arch):
     for name, param in extra:
         assert param.requires_grad, name
         assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def test_v2_star_extra_convs_learn_under_table7_recipe():
+    """A few SGD steps under the V2* Table 7 recipe (stem and stage 2
+    frozen, BN in eval mode) move every extra depthwise conv away from the
+    identity, while the frozen layers' own weights stay put."""
+    from mmengine.config import Config
+    from tests.conftest import CONFIGS
+    cfg = Config.fromfile(str(
+        CONFIGS / 'light_head_rcnn' /
+        'light-head-rcnn_shufflenetv2star-0.5x_8xb2-150k_coco.py'))
+    backbone_cfg = cfg.model.backbone
+    backbone_cfg.init_cfg = None
+    torch.manual_seed(0)
+    backbone = MODELS.build(backbone_cfg)
+    backbone.init_weights()
+    backbone.train()
+    before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
+    trainable = [p for p in backbone.parameters() if p.requires_grad]
+    optim = torch.optim.SGD(trainable, lr=0.05)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 64, 64, generator=gen)
+    for _ in range(3):
+        optim.zero_grad()
+        loss = sum((o - 1).pow(2).mean() for o in backbone(x))
+        loss.backward()
+        optim.step()
+    after = dict(backbone.named_parameters())
+    extra = [n for n in before if '.extra_dw.conv.' in n]
+    assert len(extra) == 16
+    for name in extra:
+        assert not torch.equal(after[name], before[name]), name
+    frozen = [n for n in before if n.startswith(('stem.', 'layers.0.'))
+              and '.extra_dw.conv.' not in n]
+    assert frozen
+    for name in frozen:
+        assert torch.equal(after[name], before[name]), name
