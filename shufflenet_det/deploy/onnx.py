@@ -256,11 +256,14 @@ def openvino_config(core, precision: str = 'f32',
     ``INFERENCE_PRECISION_HINT`` is always set: on a CPU with AVX-512 BF16
     or AMX the plugin's default is bf16, which changes labels (README,
     deploy section), so f32 must be asked for. With ``'bf16'`` the plugin
-    runs its compute-heavy nodes (convolutions, MatMuls and what lies
-    between them) in bf16 and keeps others (NonMaxSuppression, TopK) in
-    f32. On a CPU without native bf16 (no ``BF16`` in the plugin's
-    ``OPTIMIZATION_CAPABILITIES``) it warns and asks for f32, like the
-    ``bf16`` deploy step of :mod:`shufflenet_det.deploy.precision`.
+    picks the nodes itself: in our exported detector (runtime model,
+    OpenVINO 2026.4.1) every convolution and fully connected layer and
+    the reshapes/concats between them ran in bf16; TopK,
+    NonMaxSuppression, Softmax, GridSample and most element-wise
+    subgraphs (box decoding) stayed f32. On a CPU without native bf16 (no
+    ``BF16`` in the plugin's ``OPTIMIZATION_CAPABILITIES``) it warns and
+    asks for f32, like the ``bf16`` deploy step of
+    :mod:`shufflenet_det.deploy.precision`.
 
     Args:
         core (openvino.Core): The runtime core.
