@@ -19,6 +19,8 @@ def test_parse_precision_steps():
     assert parse_deploy_steps('all') == ('fuse_conv_bn', 'channels_last', 'compile')
     with pytest.raises(ValueError, match='exclude each other'):
         parse_deploy_steps('bf16,fp16')
+    with pytest.raises(ValueError, match="'compile' cannot be combined with 'bf16'"):
+        parse_deploy_steps('default,bf16,compile')
 
 
 def dtypes_inside(model, paths):

@@ -1,20 +1,21 @@
 """Accuracy of the ``bf16`` deploy step (tools/test.py --fuse-conv-bn --bf16)
-against the deployed float32 detector, with weights that detect things (the
-150-iteration deploy-check training, shared with tests/test_e2e_deploy.py).
+against the deployed float32 detector (issue 20), with weights that detect
+things: the deploy-check recipe trained 600 iterations
+(:data:`CONFIDENT_CONFIG`; the 150-iteration weights score at most ~0.13
+on val2017, so a 0.3 threshold left nothing to compare).
 
-- COCO mAP on the 122 coco-mini val2017 images: within 0.5 points (both
-  round to 0.000 with these weights, so this only catches a collapse).
-- Agreement: COCO AP50 of the bf16 detections with the float32 detections
-  scoring above 0.05 as ground truth, on the 122 val2017 images: >= 0.90.
-  The issue's threshold is 0.3, but these weights score at most ~0.13 on
-  val2017 and ~0.25 on their 8 training images: 0.3 leaves no box to find,
-  and at 0.05 most boxes are near-ties that 8-bit mantissas reorder. The
-  measured agreement (0.949 and 0.964 with the weights of two commits,
-  2026-12-02) sits at the issue's 0.95 target; the target and the
-  measurements are in the README, and the test keeps a regression floor
-  of 0.90 below them.
-- The same on the 8 training images is printed, not asserted (8 images,
-  36-56 boxes: mAP moves by points between runs of equal quality).
+- Agreement (the issue's check): COCO AP50 of the bf16 detections with
+  the float32 detections scoring above 0.3 as ground truth. On the 122
+  coco-mini val2017 images (315 such boxes, 2026-12-02) and on the 8
+  training images: >= 0.95, the issue's target.
+- COCO mAP: on val2017 both round to 0.000 (weights overfitted on 8
+  images), so the issue's "within 0.5 points" holds there trivially and is
+  asserted. On the 8 training images (mAP ~0.56, 41 boxes) bf16 moved mAP
+  by 0.7 points (2026-12-02), beyond the target: bf16 in any single part
+  moves it by about a point, up or down with other weights, and keeping
+  the output layers in fp32 does not help (README): near-ties reordered
+  on 41 boxes, not a bias of one part. The test keeps a regression floor
+  of 2 points there; README says the target is not met on those images.
 """
 import json
 import pickle
@@ -22,15 +23,34 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from shufflenet_det.deploy import precision
 from tests.conftest import COCO_MINI_SKIP, DEPLOY_CHECK_CONFIG, REPO
 
-NATIVE_BF16, WHY = precision.native_low_precision(__import__('torch').bfloat16, 'cpu')
+NATIVE_BF16, WHY = precision.native_low_precision(torch.bfloat16, 'cpu')
 pytestmark = [COCO_MINI_SKIP, pytest.mark.slow,
               pytest.mark.skipif(not NATIVE_BF16, reason=f'bf16 step not applied here: {WHY}')]
+#: Confident weights: deploy-check trained 600 iterations (also used by
+#: tests/test_openvino_bf16.py).
+CONFIDENT_CONFIG = DEPLOY_CHECK_CONFIG.with_name(
+    'light-head-rcnn_shufflenetv2-0.5x_deploy-check-600it_coco-mini.py')
+#: The same model evaluated on its 8 training images.
 TRAIN8 = DEPLOY_CHECK_CONFIG.with_name(DEPLOY_CHECK_CONFIG.stem + '_train8.py')
-AGREEMENT_THR = 0.05
+AGREEMENT_THR = 0.3  # the issue's: fp32 detections above it are ground truth
+_TRAINED = {}
+
+
+def confident_checkpoint(tmp_path_factory):
+    """Train :data:`CONFIDENT_CONFIG` once per session (~5 min on 2 CPU
+    cores) and return the checkpoint; modules share it through this one."""
+    if 'path' not in _TRAINED:
+        work = tmp_path_factory.mktemp('deploy_check_600it')
+        out = subprocess.run([sys.executable, str(REPO / 'tools/train.py'), str(CONFIDENT_CONFIG),
+                              '--work-dir', str(work)], cwd=REPO, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        _TRAINED['path'] = work / 'iter_600.pth'
+    return _TRAINED['path']
 
 
 def evaluate(config, checkpoint, work, bf16):
@@ -51,10 +71,11 @@ def evaluate(config, checkpoint, work, bf16):
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory, deploy_check_checkpoint):
+def runs(tmp_path_factory):
+    checkpoint = confident_checkpoint(tmp_path_factory)
     work = tmp_path_factory.mktemp('bf16')
-    return {(config, bf16): evaluate(config, deploy_check_checkpoint, work, bf16)
-            for config in (DEPLOY_CHECK_CONFIG, TRAIN8) for bf16 in (False, True)}
+    return {(config, bf16): evaluate(config, checkpoint, work, bf16)
+            for config in (CONFIDENT_CONFIG, TRAIN8) for bf16 in (False, True)}
 
 
 def _map(metrics):
@@ -64,20 +85,26 @@ def _map(metrics):
     return float(found[0])
 
 
-def test_bf16_map_within_half_a_point(runs):
-    for config in (DEPLOY_CHECK_CONFIG, TRAIN8):
-        fp32, bf16 = _map(runs[config, False][1]), _map(runs[config, True][1])
+def test_bf16_map(runs):
+    maps = {config: (_map(runs[config, False][1]), _map(runs[config, True][1]))
+            for config in (CONFIDENT_CONFIG, TRAIN8)}
+    for config, (fp32, bf16) in maps.items():
         print(f'{config.name}: mAP fp32 {fp32:.3f} bf16 {bf16:.3f}')
-    fp32, bf16 = _map(runs[DEPLOY_CHECK_CONFIG, False][1]), _map(runs[DEPLOY_CHECK_CONFIG, True][1])
-    assert abs(fp32 - bf16) <= 0.005, (fp32, bf16)
+    fp32, bf16 = maps[CONFIDENT_CONFIG]
+    assert abs(fp32 - bf16) <= 0.005, (fp32, bf16)  # the issue's target, on val2017
+    fp32, bf16 = maps[TRAIN8]
+    assert fp32 >= 0.4, fp32  # the weights detect their training images
+    assert abs(fp32 - bf16) <= 0.02, (fp32, bf16)  # regression floor (measured 0.007)
 
 
 def test_bf16_agrees_with_fp32(runs):
     from shufflenet_det.deploy.verify import detection_agreement
-    for config in (DEPLOY_CHECK_CONFIG, TRAIN8):
-        check = detection_agreement(runs[config, False][0], runs[config, True][0], AGREEMENT_THR)
+    checks = {config: detection_agreement(runs[config, False][0], runs[config, True][0],
+                                          AGREEMENT_THR)
+              for config in (CONFIDENT_CONFIG, TRAIN8)}
+    for config, check in checks.items():
         print(f'{config.name}: agreement {check}')
-    check = detection_agreement(runs[DEPLOY_CHECK_CONFIG, False][0],
-                                runs[DEPLOY_CHECK_CONFIG, True][0], AGREEMENT_THR)
-    assert check['gt_boxes'] >= 200, check
-    assert check['ap50'] >= 0.90, check
+    assert checks[CONFIDENT_CONFIG]['images'] == 122, checks
+    assert checks[CONFIDENT_CONFIG]['gt_boxes'] >= 150, checks
+    assert checks[TRAIN8]['gt_boxes'] >= 20, checks
+    assert all(check['ap50'] >= 0.95 for check in checks.values()), checks

@@ -73,7 +73,8 @@ def parse_deploy_steps(spec) -> tuple:
     / ``'default'`` / ``'all'`` to a tuple in :data:`DEPLOY_STEPS` order.
 
     Raises:
-        ValueError: Naming the unknown entries.
+        ValueError: Naming the unknown entries, or two steps that exclude
+            each other (``bf16`` and ``fp16``; ``compile`` with either).
     """
     if isinstance(spec, str):
         spec = [s.strip() for s in spec.split(',') if s.strip()]
@@ -93,6 +94,14 @@ def parse_deploy_steps(spec) -> tuple:
                          "'none', 'default' or 'all'")
     if 'bf16' in spec and 'fp16' in spec:
         raise ValueError("deploy steps 'bf16' and 'fp16' exclude each other")
+    low = [s for s in PRECISION_STEPS if s in spec]
+    if low and 'compile' in spec:
+        # torch.compile of a part traces its forward hooks, where the
+        # precision steps enter and leave the autocast region: Dynamo fails
+        # at the first call (InternalTorchDynamoError, torch 2.14).
+        raise ValueError(f"deploy step 'compile' cannot be combined with {low[0]!r}: "
+                         'torch.compile cannot trace the autocast region that '
+                         f'{low[0]!r} opens in forward hooks')
     return tuple(s for s in DEPLOY_STEPS if s in spec)
 
 

@@ -50,6 +50,9 @@ DEFAULT_OPSET = 17
 
 BACKENDS = ('onnxruntime', 'openvino')
 
+#: Inference precisions of :func:`build_runner` (``'bf16'``: OpenVINO only).
+PRECISIONS = ('f32', 'bf16')
+
 
 class LightHeadONNX(nn.Module):
     """A Light-Head R-CNN detector as a static-shape export model.
@@ -182,7 +185,7 @@ def export_onnx(model: nn.Module, out: str, img_shape: Tuple[int, int],
 
 # ---------------------------------------------------------------- runtimes
 def build_runner(path: str, backend: str = 'onnxruntime',
-                 threads: Optional[int] = None
+                 threads: Optional[int] = None, precision: str = 'f32'
                  ) -> Callable[..., List[np.ndarray]]:
     """A callable running an ONNX file on a CPU runtime.
 
@@ -190,13 +193,25 @@ def build_runner(path: str, backend: str = 'onnxruntime',
         path (str): The ``.onnx`` file.
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
         threads (int, optional): CPU threads (runtime default if None).
+        precision (str): Inference precision, one of :data:`PRECISIONS`:
+            ``'f32'``, or ``'bf16'`` (OpenVINO only; see
+            :func:`openvino_config`). Default: ``'f32'``.
 
     Returns:
         Callable: ``runner(*inputs)`` with float32 numpy arrays, returning
         the outputs as numpy arrays in graph order.
+
+    Raises:
+        ValueError: An unknown backend or precision, or ``'bf16'`` on ONNX
+            Runtime.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'ONNX file not found: {path}')
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; expected one of {PRECISIONS}')
+    if precision != 'f32' and backend != 'openvino':
+        raise ValueError(f'precision {precision!r} needs the openvino backend; '
+                         f'{backend!r} runs f32 only')
     if backend == 'onnxruntime':
         import onnxruntime as ort
         options = ort.SessionOptions()
@@ -220,11 +235,9 @@ def build_runner(path: str, backend: str = 'onnxruntime',
         return run_ort
     if backend == 'openvino':
         import openvino as ov
-        config = {'INFERENCE_PRECISION_HINT': 'f32',
-                  'PERFORMANCE_HINT': 'LATENCY'}
-        if threads:
-            config['INFERENCE_NUM_THREADS'] = threads
-        compiled = ov.Core().compile_model(path, 'CPU', config)
+        core = ov.Core()
+        config = openvino_config(core, precision, threads)
+        compiled = core.compile_model(path, 'CPU', config)
         request = compiled.create_infer_request()
 
         def run_ov(*inputs):
@@ -234,6 +247,42 @@ def build_runner(path: str, backend: str = 'onnxruntime',
         return run_ov
     raise ValueError(f'unknown backend {backend!r}; expected one of '
                      f'{BACKENDS}')
+
+
+def openvino_config(core, precision: str = 'f32',
+                    threads: Optional[int] = None) -> Dict[str, object]:
+    """OpenVINO CPU plugin properties for ``precision``.
+
+    ``INFERENCE_PRECISION_HINT`` is always set: on a CPU with AVX-512 BF16
+    or AMX the plugin's default is bf16, which changes labels (README,
+    deploy section), so f32 must be asked for. With ``'bf16'`` the plugin
+    picks the nodes itself: in our exported detector (runtime model,
+    OpenVINO 2026.4.1) every convolution and fully connected layer and
+    the reshapes/concats between them ran in bf16; TopK,
+    NonMaxSuppression, Softmax, GridSample and most element-wise
+    subgraphs (box decoding) stayed f32. On a CPU without native bf16 (no
+    ``BF16`` in the plugin's ``OPTIMIZATION_CAPABILITIES``) it warns and
+    asks for f32, like the ``bf16`` deploy step of
+    :mod:`shufflenet_det.deploy.precision`.
+
+    Args:
+        core (openvino.Core): The runtime core.
+        precision (str): ``'f32'`` or ``'bf16'``.
+        threads (int, optional): ``INFERENCE_NUM_THREADS``.
+
+    Returns:
+        dict: Properties for ``core.compile_model(..., 'CPU', config)``.
+    """
+    if precision == 'bf16' and 'BF16' not in core.get_property(
+            'CPU', 'OPTIMIZATION_CAPABILITIES'):
+        warnings.warn('OpenVINO bf16 skipped, running f32: the CPU plugin '
+                      'reports no native BF16 in OPTIMIZATION_CAPABILITIES')
+        precision = 'f32'
+    config = {'INFERENCE_PRECISION_HINT': precision,
+              'PERFORMANCE_HINT': 'LATENCY'}
+    if threads:
+        config['INFERENCE_NUM_THREADS'] = threads
+    return config
 
 
 def letterbox(image: np.ndarray, img_shape: Tuple[int, int],

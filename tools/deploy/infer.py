@@ -2,12 +2,14 @@
 draw the detections, as mmdet's image demo does.
 
     python tools/deploy/infer.py end2end.onnx IMAGE_OR_DIR \
-        --backend onnxruntime|openvino --out DIR [--score-thr 0.3]
+        --backend onnxruntime|openvino [--bf16] --out DIR [--score-thr 0.3]
 
 Each image is resized to fit the graph's input shape keeping its aspect
 ratio and padded at the bottom/right with the mean pixel (0 after the
 graph's normalisation); boxes are clipped to the image and mapped back to
 its pixels. Writes DIR/<name>.jpg (drawn) and DIR/<name>.json.
+``--bf16`` runs OpenVINO in bf16 (``INFERENCE_PRECISION_HINT``; a CPU
+with AVX-512 BF16 or AMX; elsewhere it warns and runs f32).
 """
 import argparse
 import json
@@ -38,7 +40,11 @@ def parse_args(argv=None):
                         help='draw detections above this score '
                         '(default: %(default)s)')
     parser.add_argument('--threads', type=int, help='CPU threads')
+    parser.add_argument('--bf16', action='store_true',
+                        help='OpenVINO: infer in bf16 (default: f32)')
     args = parser.parse_args(argv)
+    if args.bf16 and args.backend != 'openvino':
+        parser.error(f'--bf16 needs --backend openvino (got {args.backend})')
     # Bad paths end here with one line naming them, not in a traceback
     # from onnx.load or a runtime.
     if not osp.isfile(args.onnx):
@@ -74,7 +80,8 @@ def main(argv=None):
     dims = onnx.load(args.onnx, load_external_data=False).graph.input[0]
     batch, _, height, width = [d.dim_value for d in
                                dims.type.tensor_type.shape.dim]
-    run = build_runner(args.onnx, args.backend, args.threads)
+    run = build_runner(args.onnx, args.backend, args.threads,
+                       'bf16' if args.bf16 else 'f32')
     files = args.files
     os.makedirs(args.out, exist_ok=True)
     visualizer = DetLocalVisualizer()
