@@ -145,6 +145,19 @@ def test_benchmark_cli_names_the_bad_argument(argv, message, capsys):
     assert f'error: {message}' in err, err
 
 
+@pytest.mark.parametrize('argv, message', [
+    (['a.py', '--deploy', 'default,fp16', '--device', 'cpu'],
+     "'fp16' deploy step needs CUDA"),
+    (['a.py', '--deploy', 'default,bf16', '--backend', 'onnxruntime'],
+     'ONNX Runtime runs f32 only here'),
+])
+def test_benchmark_refuses_a_precision_the_target_lacks(argv, message):
+    """Refused before anything is built, with the step and target named."""
+    with pytest.raises(SystemExit) as exit_:
+        _tool('benchmark.py').main(argv)
+    assert message in str(exit_.value.code), exit_.value.code
+
+
 def test_benchmark_cli_defaults():
     tool = _tool('benchmark.py')
     assert tool.parse_args(['a.py', '--deploy', 'none']).deploy == ()

@@ -641,6 +641,12 @@ def test_benchmark_backend_steps(backend):
     check = compare_detections(expected, step(), BOX_TOL, SCORE_TOL)
     assert check['equal'] and check['boundary_swaps'] == 0, check
     assert check['matched'] == check['detections'] == 200, check
+    if backend == 'openvino':  # --deploy ...,bf16 --backend openvino
+        step, info = detector_backend_step(model, data, backend, 'bf16')
+        assert info['precision'] == 'bf16'
+        out = step()
+        assert len(out) == 2 and all(o['boxes'].shape[1:] == (4, )
+                                     for o in out)
     peer = build_peer(torch.device('cpu'), (128, 160))
     step, _ = peer_backend_step(peer, peer_inputs(2, (128, 160),
                                                   torch.device('cpu')),

@@ -169,6 +169,10 @@ def main(argv=None):
         sys.exit(f"benchmark: --fp16 / the 'fp16' deploy step needs CUDA, "
                  f'got {device}; on a CPU with native bf16 use --deploy '
                  'default,bf16')
+    if 'bf16' in args.deploy and args.backend == 'onnxruntime':
+        sys.exit("benchmark: the 'bf16' deploy step on an ONNX runtime is "
+                 "OpenVINO's bf16 precision; ONNX Runtime runs f32 only here "
+                 '(use --backend openvino or --backend torch)')
     if cuda and args.backend != 'torch':
         sys.exit(f'benchmark: --backend {args.backend} runs on the CPU; '
                  'pass --device cpu')

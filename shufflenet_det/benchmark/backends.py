@@ -27,9 +27,11 @@ from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
 BACKENDS = ('torch', *ONNX_BACKENDS)
 
 
-def _export_and_load(export: Callable[[str], int], backend: str):
+def _export_and_load(export: Callable[[str], int], backend: str,
+                     precision: str = 'f32'):
     """``export(path)`` (returns the opset), then load the file on
-    ``backend``; returns the runner and what the step's record says."""
+    ``backend`` at ``precision`` (``'bf16'``: OpenVINO's inference precision
+    hint); returns the runner and what the step's record says."""
     from shufflenet_det.deploy.onnx import build_runner
     with tempfile.TemporaryDirectory() as tmp:
         path = osp.join(tmp, 'model.onnx')
@@ -37,7 +39,8 @@ def _export_and_load(export: Callable[[str], int], backend: str):
         opset = export(path)
         export_s = time.perf_counter() - start
         start = time.perf_counter()
-        run = build_runner(path, backend, threads=torch.get_num_threads())
+        run = build_runner(path, backend, threads=torch.get_num_threads(),
+                           precision=precision)
         load_s = time.perf_counter() - start
     if backend == 'onnxruntime':
         import onnxruntime
@@ -46,10 +49,11 @@ def _export_and_load(export: Callable[[str], int], backend: str):
         import openvino
         version = openvino.get_version()
     return run, dict(backend=backend, version=version, export_s=export_s,
-                     load_s=load_s, opset=opset)
+                     load_s=load_s, opset=opset, precision=precision)
 
 
-def detector_backend_step(model: nn.Module, data: dict, backend: str
+def detector_backend_step(model: nn.Module, data: dict, backend: str,
+                          precision: str = 'f32'
                           ) -> Tuple[Callable[[], List[dict]], Dict]:
     """Export ours at the batch's shape and run it on ``backend``.
 
@@ -58,10 +62,12 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
         data (dict): A ``make_batch`` batch (equal-sized uint8 images whose
             ``img_shape`` is their size, scale factor 1).
         backend (str): ``'onnxruntime'`` or ``'openvino'``.
+        precision (str): ``'f32'``, or ``'bf16'`` (OpenVINO only; see
+            :func:`shufflenet_det.deploy.onnx.build_runner`).
 
     Returns:
         tuple: The step (one detections dict per image) and ``backend``,
-        ``version``, ``export_s``, ``load_s``, ``opset``.
+        ``version``, ``export_s``, ``load_s``, ``opset``, ``precision``.
     """
     from shufflenet_det.deploy.onnx import export_onnx
     images = data['inputs']
@@ -71,7 +77,7 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
                          'one size (a static ONNX input)')
     batch = torch.stack(images).float().numpy()
     run, info = _export_and_load(lambda path: export_onnx(
-        model, path, shape, len(images))['opset'], backend)
+        model, path, shape, len(images))['opset'], backend, precision)
 
     def step():
         dets, labels = run(batch)
@@ -82,7 +88,7 @@ def detector_backend_step(model: nn.Module, data: dict, backend: str
 
 
 def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
-                      backend: str
+                      backend: str, precision: str = 'f32'
                       ) -> Tuple[Callable[[], List[dict]], Dict]:
     """Export the torchvision peer with its own ONNX support and run it on
     ``backend`` (returns as :func:`detector_backend_step`; ``images``:
@@ -99,7 +105,7 @@ def peer_backend_step(model: nn.Module, images: Sequence[torch.Tensor],
                                            for i in range(len(images))])
         return DEFAULT_OPSET
 
-    run, info = _export_and_load(export, backend)
+    run, info = _export_and_load(export, backend, precision)
 
     def step():
         out = run(*inputs)

@@ -81,9 +81,9 @@ class Peer:
         result['input'] = dict(batch_size=len(images),
                                img_size=list(images[0].shape[-2:]))
 
-        def on_backend(backend):
+        def on_backend(backend, precision):
             from .backends import peer_backend_step
-            return peer_backend_step(model, images, backend)
+            return peer_backend_step(model, images, backend, precision)
 
         def step():  # what model(images) runs: transform, model, rescale
             with torch.no_grad():

@@ -133,9 +133,9 @@ class Detector:
         result['input'] = dict(batch_size=len(data['inputs']),
                                img_size=list(data['inputs'][0].shape[-2:]))
 
-        def on_backend(backend):
+        def on_backend(backend, precision):
             from .backends import detector_backend_step
-            return detector_backend_step(model, data, backend)
+            return detector_backend_step(model, data, backend, precision)
 
         return model, detector_step(model, data, device), on_backend
 
@@ -153,6 +153,12 @@ class Runner:
                  progress: bool = True) -> None:
         self.settings, self.device, self.progress = settings, device, progress
 
+    @property
+    def runtime_precision(self) -> str:
+        """An ONNX runtime's precision: ``'bf16'`` when the deploy steps ask
+        for it (OpenVINO only), else ``'f32'``."""
+        return 'bf16' if 'bf16' in self.settings.deploy else 'f32'
+
     def run_once(self, subject, partner: Optional[Callable] = None
                  ) -> Tuple[dict, Callable[[], object]]:
         """Every step on ``subject``; ``partner`` (the peer's step) is
@@ -168,7 +174,8 @@ class Runner:
         if self.settings.backend != 'torch':
             result['torch_deployed'] = self.timed(
                 step, f'{subject.name} (torch)')
-            step, result['backend'] = on_backend(self.settings.backend)
+            step, result['backend'] = on_backend(self.settings.backend,
+                                                 self.runtime_precision)
         if self.settings.verify:
             result['detections'] = compare_detections(reference, step())
         del reference
@@ -199,7 +206,12 @@ class Runner:
     def deploy(self, model, calls: dict, subject, result: dict) -> None:
         """The deploy steps; each recorded part checked against the plain
         model's on identical inputs."""
-        result['deploy'] = deploy_model(model, self.settings.deploy,
+        steps = self.settings.deploy
+        if self.settings.backend != 'torch':
+            # On an ONNX runtime bf16 is the runtime's precision (OpenVINO's
+            # INFERENCE_PRECISION_HINT), not autocast hooks in the export.
+            steps = tuple(s for s in steps if s != 'bf16')
+        result['deploy'] = deploy_model(model, steps,
                                         compile_parts=subject.compile_parts)
         if calls:
             check = verify_parts(model, calls, self.device)
