@@ -9,7 +9,7 @@
 #   bash tools/mutation.sh --summary         kill rate per module of the last runs
 #
 # Areas: nms (topk_nms, onnx_nms), psroi (ps_roi_align, ps_roi_extractor),
-# shuffle (channel_shuffle, shufflenet_v1, shufflenet_v2), heads
+# shuffle (channel_shuffle), units (shufflenet_v1, shufflenet_v2), heads
 # (light_head_rpn_head, light_head_bbox_head), ohem (light_head_roi_head),
 # preprocessor (one_pass_det_data_preprocessor), deploy (deploy/__init__,
 # deploy/precision).
@@ -40,13 +40,14 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 declare -A GLOBS=(
   [nms]='shufflenet_det.models.layers.topk_nms.* shufflenet_det.models.layers.onnx_nms.*'
   [psroi]='shufflenet_det.models.layers.ps_roi_align.* shufflenet_det.models.roi_extractors.ps_roi_extractor.*'
-  [shuffle]='shufflenet_det.models.layers.channel_shuffle.* shufflenet_det.models.backbones.shufflenet_v1.* shufflenet_det.models.backbones.shufflenet_v2.*'
+  [shuffle]='shufflenet_det.models.layers.channel_shuffle.*'
+  [units]='shufflenet_det.models.backbones.shufflenet_v1.* shufflenet_det.models.backbones.shufflenet_v2.*'
   [heads]='shufflenet_det.models.dense_heads.light_head_rpn_head.* shufflenet_det.models.bbox_heads.light_head_bbox_head.*'
   [ohem]='shufflenet_det.models.roi_heads.light_head_roi_head.*'
   [preprocessor]='shufflenet_det.models.data_preprocessors.one_pass_det_data_preprocessor.*'
   [deploy]='shufflenet_det.deploy.x* shufflenet_det.deploy.precision.*'
 )
-ORDER=(nms psroi shuffle heads ohem preprocessor deploy)
+ORDER=(nms psroi shuffle heads ohem preprocessor deploy units)
 
 summary() {
   python - <<'EOF'

@@ -1,0 +1,1 @@
+"""Tests written for mutants that survived the fast tier (docs/mutation.md)."""
