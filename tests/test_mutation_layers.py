@@ -255,6 +255,12 @@ def test_ps_roi_extractor_errors_name_the_culprit():
     assert str(err.value) == (
         "PSRoIExtractor: roi_layer.type must be one of ['GridPSRoIAlign', "
         "'PSRoIAlign', 'PSRoIPool'], but received None")
+    with pytest.raises(ValueError) as err:
+        PSRoIExtractor(featmap_strides=[16, 32])
+    assert str(err.value) == (
+        'PSRoIExtractor: featmap_strides must hold exactly one stride '
+        '(LightHeadRCNN fills it from backbone.out_strides), but received '
+        '[16, 32]')
     ext = PSRoIExtractor(roi_layer=dict(type='PSRoIPool', output_size=3),
                          featmap_strides=[16])
     with pytest.raises(ExportError) as err:
@@ -263,3 +269,15 @@ def test_ps_roi_extractor_errors_name_the_culprit():
         'roi_head.bbox_roi_extractor.roi_layer is PSRoIPool: torchvision '
         "ps_roi_align/pool have no ONNX operator; use "
         "dict(type='GridPSRoIAlign', ...) (GridSample)")
+
+
+def test_ps_roi_extractor_defaults_and_init_cfg():
+    """``output_size`` defaults to 7 when the layer config omits it, and
+    ``init_cfg`` reaches mmengine's ``BaseModule``."""
+    from shufflenet_det.models.roi_extractors import PSRoIExtractor
+    ext = PSRoIExtractor(roi_layer=dict(type='GridPSRoIAlign'),
+                         featmap_strides=[16])
+    assert ext.output_size == (7, 7) == ext.roi_layers[0].output_size
+    init = dict(type='Normal', layer='Conv2d', std=0.01)
+    assert PSRoIExtractor(featmap_strides=[16], init_cfg=init).init_cfg == \
+        init
