@@ -6,6 +6,7 @@
 #   pip install 'mutmut>=3,<4'
 #   bash tools/mutation.sh                   every area below
 #   bash tools/mutation.sh nms psroi         some areas, in this order
+#   bash tools/mutation.sh --retest          rerun the survivors (after adding tests)
 #   bash tools/mutation.sh --summary         kill rate per module of the last runs
 #
 # Areas: nms (topk_nms, onnx_nms), psroi (ps_roi_align, ps_roi_extractor),
@@ -18,9 +19,9 @@
 # files, pytest flags). mutmut copies the package and tests/ into mutants/
 # (git-ignored) and runs each mutant against only those selected tests that
 # called the mutated function during its first, unmutated run. Results are
-# cached in mutants/: delete it after changing tests that should now kill a
-# mutant, or name the mutant: `mutmut run NAME`; `mutmut show NAME` prints
-# its diff, `mutmut results` every mutant that was not killed.
+# cached in mutants/: after adding tests, `--retest` reruns the mutants that
+# survived (`mutmut run NAME` one of them); `mutmut show NAME` prints its
+# diff, `mutmut results` every mutant that was not killed.
 #
 # Environment:
 #   MUTMUT_CHILDREN   parallel mutant runs (default 1; the default machine
@@ -78,6 +79,16 @@ if [[ "${1:-}" == --summary ]]; then
 fi
 python -c 'import mutmut' 2>/dev/null || {
   echo "mutmut is not installed: pip install 'mutmut>=3,<4'" >&2; exit 2; }
+if [[ "${1:-}" == --retest ]]; then
+  mapfile -t survivors < <(mutmut results | awk -F': ' '$2 == "survived" {print $1}')
+  if [[ ${#survivors[@]} -eq 0 ]]; then
+    echo 'no surviving mutant to retest'
+  else
+    mutmut run --max-children "${MUTMUT_CHILDREN:-1}" "${survivors[@]// /}"
+  fi
+  summary
+  exit 0
+fi
 
 areas=("$@")
 [[ ${#areas[@]} -eq 0 ]] && areas=("${ORDER[@]}")
