@@ -281,3 +281,40 @@ def test_ps_roi_extractor_defaults_and_init_cfg():
     init = dict(type='Normal', layer='Conv2d', std=0.01)
     assert PSRoIExtractor(featmap_strides=[16], init_cfg=init).init_cfg == \
         init
+
+
+@pytest.mark.parametrize('aligned', [True, False])
+def test_ps_roi_align_inverted_rois_both_axes(aligned):
+    """A RoI with x2 < x1 and one with y2 < y1: torchvision's convention
+    keeps the negative size, the official one clamps it to 0, on each
+    axis."""
+    from shufflenet_det.models.layers.ps_roi_align import ps_roi_align_grid
+    from tests.test_models.test_layers_ps_roi_align import reference
+    gen = torch.Generator().manual_seed(2)
+    feat = torch.randn(1, 2 * 3 * 3, 8, 10, generator=gen,
+                       dtype=torch.float64)
+    rois = torch.tensor([[0., 40., 90., 150., 30.],    # y2 < y1
+                         [0., 140., 20., 60., 100.]],  # x2 < x1
+                        dtype=torch.float64)
+    for mode in ('avg', 'max'):
+        torch.testing.assert_close(
+            ps_roi_align_grid(feat, rois, (3, 3), 1 / 16, 2, mode, aligned),
+            reference(feat, rois, (3, 3), 1 / 16, 2, mode, aligned))
+
+
+def test_ps_roi_align_samples_exactly_on_the_border_limits():
+    """torchvision reads a sample at exactly -1 or exactly ``size`` (it
+    clamps it to the border); only beyond that it reads 0."""
+    from torchvision.ops import ps_roi_align
+
+    from shufflenet_det.models.layers.ps_roi_align import ps_roi_align_grid
+    feat = torch.arange(1., 1 + 6 * 8, dtype=torch.float64).view(1, 1, 6, 8)
+    # Zero-size RoIs: the one sample sits at x1 - 0.5, y1 - 0.5.
+    rois = torch.tensor([[0., 8.5, 2.5, 8.5, 2.5],     # x = 8 = width
+                         [0., -0.5, 6.5, -0.5, 6.5],   # x = -1, y = 6
+                         [0., 8.6, 2.5, 8.6, 2.5]],    # x = 8.1: outside
+                        dtype=torch.float64)
+    got = ps_roi_align_grid(feat, rois, (1, 1), 1.0, 1, 'avg', True)
+    expected = ps_roi_align(feat, rois, (1, 1), 1.0, 1)
+    assert expected.view(-1).tolist() == [24., 41., 0.]
+    torch.testing.assert_close(got, expected)
