@@ -40,3 +40,24 @@ def test_interleave_is_cat_then_shuffle(layout):
     assert torch.equal(out[:, 0::2], a) and torch.equal(out[:, 1::2], b)
     assert out.is_contiguous(memory_format=torch.channels_last) == \
         (layout != 'nchw')
+
+
+@pytest.mark.parametrize('nhwc_side', ['a', 'b'])
+def test_interleave_keeps_nhwc_when_either_input_has_it(nhwc_side):
+    """The layout rule of ``interleave``: channels-last output as soon as
+    ``b`` is channels-last or ``a`` has its channels innermost (a channel
+    slice of an NHWC map), so a v2 unit never drops out of NHWC."""
+    from shufflenet_det.models.layers.channel_shuffle import (channel_shuffle,
+                                                              interleave)
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(2, 6, 4, 5, generator=gen)
+    b = torch.randn(2, 6, 4, 5, generator=gen)
+    if nhwc_side == 'a':
+        a = torch.cat([a, b], 1).contiguous(
+            memory_format=torch.channels_last)[:, :6]
+        assert a.stride(1) == 1 and not a.is_contiguous()
+    else:
+        b = b.contiguous(memory_format=torch.channels_last)
+    out = interleave(a, b)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, channel_shuffle(torch.cat([a, b], 1), 2))
