@@ -69,7 +69,7 @@ def test_one_pass_path_is_taken_only_where_it_applies():
 
 
 @pytest.mark.parametrize('bgr_to_rgb', [True, False])
-@pytest.mark.parametrize('size', [(50, 70), (64, 96)])
+@pytest.mark.parametrize('size', [(50, 70), (64, 96), (50, 96), (64, 70)])
 def test_export_forward_equals_forward(bgr_to_rgb, size):
     """The traceable export pre-processing computes what ``forward`` does
     for a stacked batch, padding included (none when already aligned)."""
@@ -88,3 +88,18 @@ def test_export_forward_equals_forward(bgr_to_rgb, size):
     torch.testing.assert_close(
         plain.export_forward(torch.stack(data['inputs'])),
         plain(copy.deepcopy(data), False)['inputs'], rtol=0, atol=0)
+
+
+def test_training_and_default_mode():
+    """``forward(data)`` is test mode (the one-pass path); training goes
+    through mmdet's path, batch augments included."""
+    from shufflenet_det.models.data_preprocessors import \
+        OnePassDetDataPreprocessor
+    pre = OnePassDetDataPreprocessor(
+        mean=MEAN, std=STD, pad_size_divisor=32,
+        batch_augments=[dict(type='BatchFixedSizePad', size=(128, 160))])
+    test = pre(batch())
+    assert test['inputs'].shape == (2, 3, 64, 96)
+    assert test['inputs'].is_contiguous(memory_format=torch.channels_last)
+    train = pre(batch(), True)
+    assert train['inputs'].shape == (2, 3, 128, 160)
