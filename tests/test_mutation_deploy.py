@@ -59,6 +59,7 @@ def test_one_pass_path_is_taken_only_where_it_applies():
     pre = OnePassDetDataPreprocessor(mean=MEAN, std=STD, pad_size_divisor=32)
     data = batch()
     assert pre._one_pass(data, False)
+    assert pre._one_pass(batch(sizes=((50, 70), )), False)  # one image
     assert not pre._one_pass(data, True)
     assert not pre._one_pass(dict(inputs=[]), False)
     assert not pre._one_pass(dict(inputs=[torch.zeros(1, 3, 8, 8)]), False)
