@@ -149,6 +149,8 @@ def test_group_offsets_shift_groups_apart():
     (dict(type='nms', iou_threshold=0.5, class_agnostic=True), None),
     (dict(type='nms', iou_threshold=0.5, offset=1), None),
     (dict(type='nms', iou_threshold=0.5, max_num=100), None),
+    (dict(type='nms', iou_threshold=0.5, max_num=1), None),
+    (dict(type='nms', iou_threshold=0.5, max_num=0), 0.5),  # mmcv: no cap
     (dict(type='nms', iou_threshold=0.5, min_score=0.1), None),
 ])
 def test_plain_nms_threshold_every_key(cfg, expected):
