@@ -30,3 +30,45 @@ def test_roi_head_export_predict_clips_to_the_image():
     assert (boxes[:, 0::2] <= 160).all() and (boxes[:, 1::2] <= 128).all()
     # without clipping the first and second RoIs' boxes would leave it
     assert (boxes[:, 0] == 0).any() and (boxes[:, 2] == 160).any()
+
+
+def test_roi_head_builds_for_test_only_and_passes_init_cfg():
+    """Without ``train_cfg`` (a test-only model) OHEM is off; ``init_cfg``
+    reaches mmengine's ``BaseModule``; a second feature map is refused,
+    naming the count."""
+    import copy
+
+    import pytest
+    from mmdet.registry import MODELS
+
+    from tests.conftest import base_model_cfg
+    from tests.test_models.test_roi_heads_light_head import C_IN, feats
+    cfg = copy.deepcopy(base_model_cfg().roi_head)
+    cfg.lsc.in_channels = C_IN
+    cfg.bbox_roi_extractor.featmap_strides = [32]
+    init = dict(type='Normal', layer='Linear', std=0.01)
+    head = MODELS.build(dict(cfg, train_cfg=None, init_cfg=init))
+    assert head.ohem_topk is None and head.init_cfg == init
+    with pytest.raises(ValueError) as err:
+        head.ps_score_map(feats() * 2)
+    assert str(err.value) == ('LightHeadRoIHead expects exactly one feature '
+                              'map, but received 2')
+
+
+def test_roi_head_predict_rescale_default_and_passed_on():
+    """``predict`` keeps boxes in network-input pixels by default and
+    divides them by ``scale_factor`` with ``rescale=True``."""
+    from tests.conftest import make_data_samples
+    from tests.test_models.test_roi_heads_light_head import (IMG, build_head,
+                                                             feats, proposals)
+    head = build_head().eval()
+    x = feats()
+    samples = make_data_samples(IMG)
+    for s in samples:
+        s.set_metainfo(dict(scale_factor=(2., 4.)))
+    with torch.no_grad():
+        plain = head.predict(x, proposals(), samples)[0]
+        scaled = head.predict(x, proposals(), samples, rescale=True)[0]
+    assert len(plain) > 0
+    torch.testing.assert_close(
+        scaled.bboxes, plain.bboxes / torch.tensor([2., 4., 2., 4.]))
