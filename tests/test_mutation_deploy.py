@@ -118,7 +118,8 @@ def test_parse_deploy_steps_names_and_messages():
         f"of {DEPLOY_STEPS}, or 'none', 'default' or 'all'")
     with pytest.raises(ValueError) as err:
         parse_deploy_steps('bf16,fp16')
-    assert str(err.value) == "deploy steps 'bf16' and 'fp16' exclude each other"
+    assert str(err.value) == \
+        "deploy steps 'bf16' and 'fp16' exclude each other"
 
 
 class Net(torch.nn.Module):
