@@ -72,3 +72,31 @@ def test_roi_head_predict_rescale_default_and_passed_on():
     assert len(plain) > 0
     torch.testing.assert_close(
         scaled.bboxes, plain.bboxes / torch.tensor([2., 4., 2., 4.]))
+
+
+def test_ohem_config_checks_bounds_and_messages():
+    """``ohem_topk=1`` is valid; 0 and ``reg_decoded_bbox`` are refused with
+    messages that name the key and the value."""
+    import copy
+
+    import pytest
+    from mmdet.registry import MODELS
+
+    from tests.conftest import base_model_cfg
+    from tests.test_models.test_roi_heads_light_head import C_IN, build_head
+    assert build_head(ohem_topk=1).ohem_topk == 1
+    with pytest.raises(ValueError) as err:
+        build_head(ohem_topk=0)
+    assert str(err.value) == ('LightHeadRoIHead: train_cfg.ohem_topk must be '
+                              'a positive int or None, but received 0')
+    model = base_model_cfg()
+    cfg = copy.deepcopy(model.roi_head)
+    cfg.lsc.in_channels = C_IN
+    cfg.bbox_roi_extractor.featmap_strides = [32]
+    cfg.bbox_head.reg_decoded_bbox = True
+    cfg.train_cfg = dict(copy.deepcopy(model.train_cfg.rcnn), ohem_topk=4)
+    with pytest.raises(ValueError) as err:
+        MODELS.build(cfg)
+    assert str(err.value) == (
+        'LightHeadRoIHead: train_cfg.ohem_topk ranks encoded deltas and '
+        'does not support bbox_head.reg_decoded_bbox=True')
