@@ -6,7 +6,7 @@
 #   pip install 'mutmut>=3,<4'
 #   bash tools/mutation.sh                   every area below
 #   bash tools/mutation.sh nms psroi         some areas, in this order
-#   bash tools/mutation.sh --retest          rerun the survivors (after adding tests)
+#   bash tools/mutation.sh --retest          rerun the survivors (new tests)
 #   bash tools/mutation.sh --summary         kill rate per module of the last runs
 #
 # Areas: nms (topk_nms, onnx_nms), psroi (ps_roi_align, ps_roi_extractor),
