@@ -283,25 +283,27 @@ def test_report_bf16_section_beside_fp32():
 
 
 def test_committed_results_still_render(tmp_path):
-    """results/cpu/ (schema 2: the plain timing inside the main run) renders
-    with its plain comparison and its runtime runs."""
+    """results/cpu/ (the main job's three records, plus the schema-2 runtime
+    runs) renders as committed: plain comparison, bf16 and runtimes."""
     from shufflenet_det.benchmark.report import load_json
     cpu = REPO / 'results/cpu'
     paths = write_report(str(tmp_path), load_json(str(cpu / 'benchmark.json')),
                          {}, {}, [load_json(str(cpu / f'{b}/benchmark.json'))
-                                  for b in ('onnxruntime', 'openvino')])
+                                  for b in ('plain', 'bf16', 'onnxruntime',
+                                            'openvino')])
     text = open(paths['markdown']).read()
     assert '### ShuffleNet v2 140M: every comparison' in text
     assert '| onnxruntime | ShuffleNet v2 140M |' in text
     assert '| openvino | ShuffleNet v2 140M |' in text
     committed = (cpu / 'table7.md').read_text()
     # The two bf16 runs of the README's bf16 section, fp32 beside bf16.
-    fp32, bf16 = (load_json(str(cpu / f'bf16/{p}/benchmark.json'))
+    fp32, bf16 = (load_json(str(cpu / f'bf16-v2-1x/{p}/benchmark.json'))
                   for p in ('fp32', 'bf16'))
     paths = write_report(str(tmp_path / 'bf16'), fp32, {}, {}, [bf16])
     assert '| ShuffleNet v2 140M | 6.93 | 9.53 | 1.38x | 2.218 | 3.214 | ' \
         '1.45x | 3.13x (interleaved: 3.12x) | 2.97x (interleaved: 3.04x) |' \
         in open(paths['markdown']).read()
+    assert '| ShuffleNet v2 140M | 6.92 | 10.02 | 1.45x |' in text
     rows = [line for line in text.splitlines()
             if line.startswith('| ShuffleNet v2 |') and '(' in line]
     assert len(rows) == 7  # mmAP, speed, ratio and four per-config rows
