@@ -120,6 +120,24 @@ from mmengine.structures import InstanceData  # noqa: E402
 RPN_IMG = (96, 128)
 
 
+@pytest.fixture
+def nms_calls(monkeypatch):
+    """Count the heads' calls of ``topk_batched_nms``: the fallback to
+    mmdet's post-processing gives the same boxes here, so only the call
+    tells that the fast path was taken."""
+    import shufflenet_det.models.bbox_heads.light_head_bbox_head as bbox
+    import shufflenet_det.models.dense_heads.light_head_rpn_head as rpn
+    calls = []
+    for mod in (rpn, bbox):
+        orig = mod.topk_batched_nms
+
+        def spy(*args, orig=orig, name=mod.__name__):
+            calls.append(name.rsplit('.', 1)[-1])
+            return orig(*args)
+        monkeypatch.setattr(mod, 'topk_batched_nms', spy)
+    return calls
+
+
 def _scaled_(layer, std, gen):
     """Weights of ``layer`` random, its outputs ~``std`` in size."""
     with torch.no_grad():
@@ -193,24 +211,28 @@ def rpn_inputs(head, num=2, seed=7):
 
 
 @pytest.mark.parametrize('rescale', [False, True])
-def test_rpn_predict_by_feat_equals_reference(rescale, monkeypatch):
-    """``predict_by_feat`` (on two threads and on one) gives, per image,
-    the proposals of an independent top-k / decode / min_bbox_size /
-    torchvision NMS pipeline; they are detached, labelled 0 and carry no
-    ``level_ids``."""
+def test_rpn_predict_by_feat_equals_reference(rescale, monkeypatch,
+                                              nms_calls):
+    """``predict_by_feat`` (on two threads and on one; the head's
+    ``test_cfg`` and another ``cfg``) gives, per image, the proposals of an
+    independent top-k / decode / min_bbox_size / torchvision NMS pipeline,
+    through ``topk_batched_nms``; they are detached, labelled 0 and carry
+    no ``level_ids``."""
     head = rpn_head()
     feat, metas = rpn_inputs(head)
     cls_scores, bbox_preds = head((feat, ))
     assert cls_scores[0].requires_grad  # the head must detach them
-    for threads in (2, 1):
+    other = ConfigDict(head.test_cfg, max_per_img=15, min_bbox_size=10)
+    kwargs = dict(rescale=True) if rescale else {}  # default: False
+    for threads, cfg in ((2, None), (1, None), (2, other)):
         monkeypatch.setattr(torch, 'get_num_threads', lambda t=threads: t)
         got = head.predict_by_feat(cls_scores, bbox_preds,
-                                   batch_img_metas=metas, rescale=rescale)
+                                   batch_img_metas=metas, cfg=cfg, **kwargs)
         assert len(got) == 2
         for i, res in enumerate(got):
             boxes, scores = ref_rpn_image(head, cls_scores[0][i].detach(),
                                           bbox_preds[0][i].detach(), metas[i],
-                                          head.test_cfg, rescale)
+                                          cfg or head.test_cfg, rescale)
             assert 5 < len(boxes) <= 25 and len(res) == len(boxes)
             assert not res.bboxes.requires_grad
             torch.testing.assert_close(res.bboxes, boxes)
@@ -218,9 +240,26 @@ def test_rpn_predict_by_feat_equals_reference(rescale, monkeypatch):
             assert res.labels.dtype == torch.long
             assert (res.labels == 0).all() and 'level_ids' not in res
     assert head._pool is not None and head._pool_workers == 2
+    assert nms_calls == ['light_head_rpn_head'] * 6
 
 
-def test_rpn_bbox_post_process_levels_rescale_and_empty():
+def test_rpn_predict_by_feat_float64():
+    """Anchors follow the scores' dtype: a float64 head gives float64
+    proposals equal to the reference."""
+    head = rpn_head().double()
+    feat, metas = rpn_inputs(head, num=1)
+    with torch.no_grad():
+        cls_scores, bbox_preds = head((feat.double(), ))
+        res = head.predict_by_feat(cls_scores, bbox_preds,
+                                   batch_img_metas=metas)[0]
+    boxes, scores = ref_rpn_image(head, cls_scores[0][0], bbox_preds[0][0],
+                                  metas[0], head.test_cfg, False)
+    assert res.bboxes.dtype == torch.float64 and len(res) > 5
+    torch.testing.assert_close(res.bboxes, boxes.double())
+    torch.testing.assert_close(res.scores, scores)
+
+
+def test_rpn_bbox_post_process_levels_rescale_and_empty(nms_calls):
     """``_bbox_post_process`` on three levels: rescale, ``min_bbox_size``
     (a box exactly at the size is dropped), NMS per level, ``max_per_img``;
     no box left gives an empty result; with_nms=False falls back to
@@ -230,6 +269,8 @@ def test_rpn_bbox_post_process_levels_rescale_and_empty():
     gen = torch.Generator().manual_seed(11)
     bboxes = random_boxes(300, 200.)
     bboxes[0] = torch.tensor([10., 10., 18., 30.])  # w == 8 == min size
+    bboxes[1] = torch.tensor([50., 50., 90., 54.])  # h == 4 == min size
+    bboxes[2] = torch.tensor([120., 30., 120., 80.])  # w == 0
     scores = torch.rand(300, generator=gen)
     scores[0] = 2.0
     level_ids = torch.randint(0, 3, (300, ), generator=gen)
@@ -250,6 +291,21 @@ def test_rpn_bbox_post_process_levels_rescale_and_empty():
         # min_bbox_size=4 keeps box 0 unscaled (8 > 4) and drops it when
         # its width is halved (4 is not > 4)
         assert (float(got.scores[0]) == 2.0) == (not rescale)
+        if not rescale:  # h == 4 is not > 4
+            assert not (got.bboxes == bboxes[1]).all(1).any()
+    assert nms_calls == ['light_head_rpn_head'] * 2
+    # min_bbox_size=0 drops the zero-width box; without the key (default
+    # -1) nothing is dropped
+    for size, kept in ((0, False), (None, True)):
+        c = ConfigDict(max_per_img=300, nms=dict(type='nms',
+                                                 iou_threshold=0.99))
+        if size is not None:
+            c.min_bbox_size = size
+        res = InstanceData(bboxes=bboxes.clone(), scores=scores.clone(),
+                           level_ids=torch.arange(300))
+        got = head._bbox_post_process(res, c, img_meta=meta)
+        assert ((got.bboxes == bboxes[2]).all(1).any()) == kept
+        assert len(got) == 300 - (not kept)
     # every box too small: empty, with labels
     res = InstanceData(bboxes=bboxes.clone(), scores=scores.clone(),
                        level_ids=level_ids.clone())
@@ -271,21 +327,24 @@ def ref_export_proposals(head, feat):
     cfg = head.test_cfg
     cls_scores, bbox_preds = head((feat, ))
     out_boxes, out_valid = [], []
-    slots = min(cfg.max_per_img, cfg.nms_pre)
+    nms_pre = cfg.get('nms_pre', -1)
     for i in range(feat.shape[0]):
         priors = head.prior_generator.grid_priors(
             [cls_scores[0].shape[-2:]], device='cpu')[0]
         scores = cls_scores[0][i].permute(1, 2, 0).reshape(-1, 2).softmax(
             -1)[:, 0]
         deltas = bbox_preds[0][i].permute(1, 2, 0).reshape(-1, 4)
-        scores, order = scores.topk(min(cfg.nms_pre, len(scores)))
+        nms_pre = cfg.get('nms_pre', -1)
+        k = nms_pre if 0 < nms_pre < len(scores) else len(scores)
+        slots = min(cfg.max_per_img, k)
+        scores, order = scores.topk(k)
         boxes = head.bbox_coder.decode(priors[order], deltas[order],
                                        max_shape=RPN_IMG)
         wh = boxes[:, 2:] - boxes[:, :2]
-        big = (wh > cfg.min_bbox_size).all(1)
+        big = (wh > cfg.get('min_bbox_size', -1)).all(1)
         boxes, scores = boxes[big], scores[big]
         keep = nms(boxes, scores, cfg.nms.iou_threshold)[:slots]
-        padded = torch.zeros(slots, 4)
+        padded = torch.zeros(slots, 4, dtype=boxes.dtype)
         padded[:len(keep)] = boxes[keep]
         valid = torch.zeros(slots, dtype=torch.bool)
         valid[:len(keep)] = True
@@ -296,22 +355,33 @@ def ref_export_proposals(head, feat):
 
 @pytest.mark.parametrize('test_cfg', [
     dict(),  # nms_pre 60 < 108 anchors, 25 of 60 slots
-    dict(nms_pre=2000, max_per_img=300, min_bbox_size=12),  # all anchors
+    # 432 anchors: nms_pre above, 0 or absent all of them; 500 slots
+    dict(nms_pre=2000, max_per_img=500, min_bbox_size=12),
+    dict(nms_pre=0, max_per_img=500, min_bbox_size=12),
+    dict(nms_pre=432, max_per_img=500),
+    dict(nms_pre=1, max_per_img=300),  # one slot
+    dict(nms_pre=None, max_per_img=500, min_bbox_size=None),  # no keys
+    dict(dtype=torch.float64),
 ])
 def test_rpn_export_proposals_equals_reference(test_cfg):
     """``export_proposals`` (eager) equals the reference pipeline, image
     by image, including the padding rows and the validity mask."""
-    head = rpn_head(**test_cfg)
+    test_cfg = dict(test_cfg)
+    dtype = test_cfg.pop('dtype', torch.float32)
+    head = rpn_head(**test_cfg).to(dtype)
+    for key in ('nms_pre', 'min_bbox_size'):
+        if test_cfg.get(key, 0) is None:
+            del head.test_cfg[key]
     feat, _ = rpn_inputs(head)
+    feat = feat.to(dtype)
     with torch.no_grad():
         boxes, valid = head.export_proposals(feat, RPN_IMG)
         ref_boxes, ref_valid = ref_export_proposals(head, feat)
     assert boxes.shape == ref_boxes.shape and valid.dtype == torch.bool
+    assert boxes.dtype == dtype
     assert torch.equal(valid, ref_valid)
-    assert 5 < int(valid.sum(1).min())
-    # the first config fills its 25 slots; the second keeps fewer than
-    # its 108 (every anchor), so padding rows are checked too
-    assert bool(valid.all()) == (not test_cfg)
+    assert int(valid.sum(1).min()) > (0 if test_cfg.get('nms_pre') == 1
+                                      else 5)
     torch.testing.assert_close(boxes, ref_boxes)
 
 
