@@ -156,7 +156,7 @@ def rpn_head(strides=(16, ), **test_cfg):
                nms=dict(type='nms', iou_threshold=0.6))
     cfg.update(test_cfg)
     head = LightHeadRPNHead(
-        in_channels=8, feat_channels=8,
+        8, feat_channels=8,  # in_channels positional: passed on
         anchor_generator=dict(type='LegacyAnchorGenerator',
                               center_offset=0.5, scales=[2, 4, 8],
                               ratios=[0.5, 1.0, 2.0], strides=list(strides)),
@@ -502,15 +502,19 @@ def ref_detections(head, rois, cls_score, bbox_pred, img_shape, cfg,
 @pytest.mark.parametrize('agnostic,score_thr,rescale', [
     (False, 0.0, False), (False, 0.08, True), (True, 0.08, False),
     (True, 0.0, True)])
-def test_bbox_head_predict_equals_reference(agnostic, score_thr, rescale):
+def test_bbox_head_predict_equals_reference(agnostic, score_thr, rescale,
+                                            nms_calls):
     """``_predict_by_feat_single`` gives the boxes, scores and labels of
     the independent pipeline (class-specific and agnostic regression, with
-    and without a score threshold and rescaling)."""
+    and without a score threshold and rescaling), through
+    ``topk_batched_nms``."""
     head, rois, cls_score, bbox_pred, meta = bbox_inputs(agnostic)
     cfg = ConfigDict(score_thr=score_thr, max_per_img=50,
                      nms=dict(type='nms', iou_threshold=0.5))
+    kwargs = dict(rescale=True) if rescale else {}  # default: False
     got = head._predict_by_feat_single(rois, cls_score, bbox_pred, meta,
-                                       rescale, cfg)
+                                       rcnn_test_cfg=cfg, **kwargs)
+    assert nms_calls == ['light_head_bbox_head']
     boxes, scores, labels = ref_detections(
         head, rois[:, 1:], cls_score, bbox_pred, meta['img_shape'], cfg,
         meta['scale_factor'] if rescale else None)
@@ -543,6 +547,16 @@ def test_bbox_head_predict_few_and_no_candidates():
     got = head._predict_by_feat_single(rois, cls_score, bbox_pred, meta,
                                        False, None)
     assert got.bboxes.shape == (60, CLASSES * 4)
+    # max_per_img=-1: mmdet's path, handed rescale and the config
+    cfg = ConfigDict(cfg, score_thr=0.3, max_per_img=-1)
+    got = head._predict_by_feat_single(rois, cls_score, bbox_pred, meta,
+                                       True, cfg)
+    boxes, scores, labels = ref_detections(
+        head, rois[:, 1:], cls_score, bbox_pred, meta['img_shape'],
+        ConfigDict(cfg, max_per_img=10000), meta['scale_factor'])
+    assert 5 < len(got) == len(boxes)
+    torch.testing.assert_close(got.bboxes, boxes)
+    torch.testing.assert_close(got.scores, scores)
 
 
 def export_inputs(agnostic, seed=4):
@@ -556,7 +570,8 @@ def export_inputs(agnostic, seed=4):
 
 
 @pytest.mark.parametrize('agnostic,score_thr,max_per_img', [
-    (False, 0.1, 8), (True, 0.0, 8), (False, 0.0, 30), (True, 0.2, 30)])
+    (False, 0.1, 8), (True, 0.0, 8), (False, 0.0, 30), (True, 0.2, 30),
+    (False, None, 30)])  # no score_thr key: 0
 def test_bbox_head_export_detections_equals_reference(agnostic, score_thr,
                                                       max_per_img):
     """``export_detections`` (eager) equals the reference per image: the
@@ -566,6 +581,8 @@ def test_bbox_head_export_detections_equals_reference(agnostic, score_thr,
     img_shape = (100, 120)
     cfg = ConfigDict(score_thr=score_thr, max_per_img=max_per_img,
                      nms=dict(type='nms', iou_threshold=0.4))
+    if score_thr is None:
+        del cfg.score_thr
     with torch.no_grad():
         dets, labels = head.export_detections(pooled, rois, valid, cfg,
                                               img_shape)
@@ -574,9 +591,9 @@ def test_bbox_head_export_detections_equals_reference(agnostic, score_thr,
         assert labels.dtype == torch.long
         for i in range(2):
             cls_score, bbox_pred = head(pooled[i])
-            boxes, scores, lab = ref_detections(head, rois[i], cls_score,
-                                                bbox_pred, img_shape, cfg,
-                                                valid=valid[i])
+            boxes, scores, lab = ref_detections(
+                head, rois[i], cls_score, bbox_pred, img_shape,
+                ConfigDict(cfg, score_thr=score_thr or 0.0), valid=valid[i])
             n = len(boxes)
             assert 3 < n <= max_per_img
             torch.testing.assert_close(dets[i, :n, :4], boxes)
@@ -586,15 +603,16 @@ def test_bbox_head_export_detections_equals_reference(agnostic, score_thr,
 
 
 def test_bbox_head_export_shift_separates_classes():
-    """Two classes predicting the same box are both kept (the class shift
-    of the NMS), even when the image's largest box is small."""
+    """Every class predicting the same box is kept (the class shift of
+    the NMS, ``(max coordinate + 1) * label``), even when that box is tiny
+    and the IoU threshold low."""
     head, pooled, rois, valid = export_inputs(False)
     with torch.no_grad():
         head.fc_reg.weight.zero_()
         head.fc_reg.bias.zero_()  # every class's box is its RoI
-    rois = torch.tensor([[2., 2., 9., 8.]]).expand(2, 6, 4).contiguous()
+    rois = torch.tensor([[0., 0., 2., 2.]]).expand(2, 6, 4).contiguous()
     cfg = ConfigDict(score_thr=0.0, max_per_img=8,
-                     nms=dict(type='nms', iou_threshold=0.5))
+                     nms=dict(type='nms', iou_threshold=0.1))
     with torch.no_grad():
         dets, labels = head.export_detections(pooled, rois, valid, cfg,
                                               (20, 20))
@@ -619,3 +637,6 @@ def test_bbox_head_check_export_messages():
                               'classifier (num_classes + 1) is supported')
     with pytest.raises(ExportError, match=r'^test_cfg\.rcnn\.max_per_img'):
         bbox_head().check_export(ConfigDict(cfg, max_per_img=0))
+    head = bbox_head()
+    head.loss_cls = torch.nn.Identity()  # a loss without ``use_sigmoid``
+    assert head.check_export(cfg) == 0.4
