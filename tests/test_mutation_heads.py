@@ -148,7 +148,7 @@ def _scaled_(layer, std, gen):
                                                  generator=gen))
 
 
-def rpn_head(strides=(16, ), **test_cfg):
+def rpn_head(strides=(16, ), sigmoid=False, **test_cfg):
     """A small LightHeadRPNHead (softmax classifier, Legacy coder as in the
     base config) with spread scores and deltas of std ~0.2."""
     from shufflenet_det.models.dense_heads import LightHeadRPNHead
@@ -162,7 +162,7 @@ def rpn_head(strides=(16, ), **test_cfg):
                               ratios=[0.5, 1.0, 2.0], strides=list(strides)),
         bbox_coder=dict(type='LegacyDeltaXYWHBBoxCoder',
                         target_means=[0.] * 4, target_stds=[1.] * 4),
-        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False),
+        loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=sigmoid),
         test_cfg=ConfigDict(cfg)).eval()
     gen = torch.Generator().manual_seed(5)
     _scaled_(head.rpn_conv, 1.0, gen)
@@ -272,7 +272,7 @@ def test_rpn_bbox_post_process_levels_rescale_and_empty(nms_calls):
     bboxes[1] = torch.tensor([50., 50., 90., 54.])  # h == 4 == min size
     bboxes[2] = torch.tensor([120., 30., 120., 80.])  # w == 0
     scores = torch.rand(300, generator=gen)
-    scores[0] = 2.0
+    scores[:3] = torch.tensor([2.0, 1.9, 1.8])  # the edge boxes first
     level_ids = torch.randint(0, 3, (300, ), generator=gen)
     cfg = ConfigDict(max_per_img=40, min_bbox_size=4,
                      nms=dict(type='nms', iou_threshold=0.5))
@@ -294,6 +294,13 @@ def test_rpn_bbox_post_process_levels_rescale_and_empty(nms_calls):
         if not rescale:  # h == 4 is not > 4
             assert not (got.bboxes == bboxes[1]).all(1).any()
     assert nms_calls == ['light_head_rpn_head'] * 2
+    # max_per_img=1 is still the fast path: the best box
+    res = InstanceData(bboxes=bboxes.clone(), scores=scores.clone(),
+                       level_ids=level_ids.clone())
+    got = head._bbox_post_process(res, ConfigDict(cfg, max_per_img=1),
+                                  img_meta=meta)
+    assert nms_calls == ['light_head_rpn_head'] * 3
+    assert len(got) == 1 and float(got.scores[0]) == 2.0
     # min_bbox_size=0 drops the zero-width box; without the key (default
     # -1) nothing is dropped
     for size, kept in ((0, False), (None, True)):
@@ -331,8 +338,9 @@ def ref_export_proposals(head, feat):
     for i in range(feat.shape[0]):
         priors = head.prior_generator.grid_priors(
             [cls_scores[0].shape[-2:]], device='cpu')[0]
-        scores = cls_scores[0][i].permute(1, 2, 0).reshape(-1, 2).softmax(
-            -1)[:, 0]
+        scores = cls_scores[0][i].permute(1, 2, 0)
+        scores = scores.reshape(-1).sigmoid() if head.use_sigmoid_cls else \
+            scores.reshape(-1, 2).softmax(-1)[:, 0]
         deltas = bbox_preds[0][i].permute(1, 2, 0).reshape(-1, 4)
         nms_pre = cfg.get('nms_pre', -1)
         k = nms_pre if 0 < nms_pre < len(scores) else len(scores)
@@ -362,6 +370,7 @@ def ref_export_proposals(head, feat):
     dict(nms_pre=1, max_per_img=300),  # one slot
     dict(nms_pre=None, max_per_img=500, min_bbox_size=None),  # no keys
     dict(dtype=torch.float64),
+    dict(sigmoid=True),  # one sigmoid score per anchor
 ])
 def test_rpn_export_proposals_equals_reference(test_cfg):
     """``export_proposals`` (eager) equals the reference pipeline, image
