@@ -649,3 +649,22 @@ def test_bbox_head_check_export_messages():
     head = bbox_head()
     head.loss_cls = torch.nn.Identity()  # a loss without ``use_sigmoid``
     assert head.check_export(cfg) == 0.4
+
+
+def test_bbox_head_fast_path_edges(nms_calls):
+    """``max_per_img=1`` and a single RoI still take the fast path and
+    give the reference's detections."""
+    head, rois, cls_score, bbox_pred, meta = bbox_inputs()
+    cfg = ConfigDict(score_thr=0.0, max_per_img=1,
+                     nms=dict(type='nms', iou_threshold=0.5))
+    for n, c in ((60, cfg), (1, ConfigDict(cfg, max_per_img=10))):
+        got = head._predict_by_feat_single(rois[:n], cls_score[:n],
+                                           bbox_pred[:n], meta, False, c)
+        boxes, scores, labels = ref_detections(
+            head, rois[:n, 1:], cls_score[:n], bbox_pred[:n],
+            meta['img_shape'], c)
+        assert len(got) == len(boxes) == min(c.max_per_img, n * CLASSES)
+        torch.testing.assert_close(got.bboxes, boxes)
+        torch.testing.assert_close(got.scores, scores)
+        assert torch.equal(got.labels, labels)
+    assert nms_calls == ['light_head_bbox_head'] * 2
