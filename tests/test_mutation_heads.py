@@ -1,6 +1,13 @@
 """Tests written for mutants that survived the fast tier (docs/mutation.md):
 the heads' post-processing and export, the RoI head."""
+import copy
+import pickle
+
+import pytest
 import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
 
 
 def test_roi_head_export_predict_clips_to_the_image():
@@ -108,14 +115,6 @@ def test_ohem_config_checks_bounds_and_messages():
 # needs no compiled mmcv (the stock-mmdet comparisons of
 # test_heads_topk_nms.py are full_mmcv only). Box deltas have a realistic
 # size (std ~0.2 after the coder's stds), so decoding and clipping matter.
-
-import copy  # noqa: E402
-import pickle  # noqa: E402
-
-import pytest  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from mmengine.config import ConfigDict  # noqa: E402
-from mmengine.structures import InstanceData  # noqa: E402
 
 RPN_IMG = (96, 128)
 
