@@ -10,8 +10,8 @@ from shufflenet_det.analysis.complexity import (classifier_complexity,
                                                 count_complexity)
 from shufflenet_det.table7 import LEVELS, TABLE7_BACKBONES
 from shufflenet_det.models.backbones import MobileNetV2Det
-from .utils import (assert_features_equal, randomise_like_trained,
-                    save_mmpretrain_classifier)
+from .utils import (assert_features_equal,
+                    assert_loads_mmpretrain_features, randomise_like_trained)
 
 # Table 7 level -> (width multiplier, channel rule), Table 8's rows.
 WIDTHS = {'40M': (0.15, 'table8'), '140M': (0.6, 'table8'),
@@ -223,14 +223,7 @@ def test_mmpretrain_weights_give_mmpretrain_features(widen_factor, tmp_path):
     from mmpretrain.models.backbones import MobileNetV2 as MMPretrainMBV2
     ref = randomise_like_trained(MMPretrainMBV2(
         widen_factor=widen_factor, out_indices=tuple(range(8))))
-    channels = CHANNELS[widen_factor, 'torchvision']
-    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
-                                      channels[-1])
-    ours = MobileNetV2Det(widen_factor, out_indices=tuple(range(8)),
-                          init_cfg=dict(type='Pretrained', checkpoint=path))
-    ours.init_weights()
-    ours.eval()
-    assert ours.loaded_keys == set(ours.state_dict())
-    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        assert_features_equal(ours(x), ref(x))
+    assert_loads_mmpretrain_features(
+        ref, lambda init_cfg: MobileNetV2Det(
+            widen_factor, out_indices=tuple(range(8)), init_cfg=init_cfg),
+        tmp_path, CHANNELS[widen_factor, 'torchvision'][-1], size=(64, 96))

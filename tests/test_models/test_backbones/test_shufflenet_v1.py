@@ -7,8 +7,7 @@ from shufflenet_det.analysis.complexity import classifier_complexity
 from shufflenet_det.table7 import (LEVEL_TOLERANCE, LEVELS, PAPER_COMPLEXITY,
                                    TABLE7_BACKBONES)
 from shufflenet_det.models.backbones import ShuffleNetV1
-from .utils import (assert_features_equal, randomise_like_trained,
-                    save_mmpretrain_classifier)
+from .utils import assert_loads_mmpretrain_features, randomise_like_trained
 
 ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
 # arch: (stage2, stage3, stage4) channels, megvii ShuffleNetV1 g=3.
@@ -108,17 +107,10 @@ def test_mmpretrain_weights_give_mmpretrain_features(arch, tmp_path):
     from mmpretrain.models.backbones import ShuffleNetV1 as MMPretrainV1
     ref = randomise_like_trained(MMPretrainV1(
         groups=3, widen_factor=MMPRETRAIN_WIDEN[arch], out_indices=(0, 1, 2)))
-    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
-                                      CHANNELS[arch][-1])
-    ours = ShuffleNetV1(arch, out_indices=(0, 1, 2), init_cfg=dict(
-        type='Pretrained', checkpoint=path))
-    ours.init_weights()
-    ours.eval()
-    # Every tensor of ours came from the file: nothing kept at its init.
-    assert ours.loaded_keys == set(ours.state_dict())
-    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        assert_features_equal(ours(x), ref(x))
+    assert_loads_mmpretrain_features(
+        ref, lambda init_cfg: ShuffleNetV1(arch, out_indices=(0, 1, 2),
+                                           init_cfg=init_cfg),
+        tmp_path, CHANNELS[arch][-1])
 
 
 def test_wrong_width_checkpoint_names_the_key(tmp_path):

@@ -5,8 +5,8 @@ from mmdet.registry import MODELS
 
 import shufflenet_det  # noqa: F401  (registers the backbones)
 from shufflenet_det.models.backbones import ShuffleNetV2
-from .utils import (assert_features_equal, randomise_like_trained,
-                    save_mmpretrain_classifier)
+from .utils import (assert_features_equal,
+                    assert_loads_mmpretrain_features, randomise_like_trained)
 
 ARCHS = ('0.5x', '1.0x', '1.5x', '2.0x')
 # arch: (stage2, stage3, stage4, conv5) channels, from Table 5.
@@ -142,16 +142,10 @@ def test_mmpretrain_weights_give_mmpretrain_features(arch, tmp_path):
     from mmpretrain.models.backbones import ShuffleNetV2 as MMPretrainV2
     ref = randomise_like_trained(MMPretrainV2(
         widen_factor=MMPRETRAIN_WIDEN[arch], out_indices=(0, 1, 2, 3)))
-    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
-                                      CHANNELS[arch][-1])
-    ours = ShuffleNetV2(arch, out_indices=(0, 1, 2, 3), init_cfg=dict(
-        type='Pretrained', checkpoint=path))
-    ours.init_weights()
-    ours.eval()
-    assert ours.loaded_keys == set(ours.state_dict())
-    x = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        assert_features_equal(ours(x), ref(x))
+    assert_loads_mmpretrain_features(
+        ref, lambda init_cfg: ShuffleNetV2(arch, out_indices=(0, 1, 2, 3),
+                                           init_cfg=init_cfg),
+        tmp_path, CHANNELS[arch][-1])
 
 
 def test_v2_weights_into_v2_star_report_missing_extra_dw(tmp_path,

@@ -70,3 +70,23 @@ def assert_features_equal(ours, reference, rtol: float = 1e-5):
         assert scale > 0, i
         torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * scale,
                                    msg=lambda m: f'output {i}: {m}')
+
+
+def assert_loads_mmpretrain_features(ref, build, tmp_path, feat_channels: int,
+                                     size=(96, 128)):
+    """Save mmpretrain backbone ``ref`` as a classifier checkpoint, build ours
+    from it through ``init_cfg`` (``build(init_cfg)``) and compare features.
+
+    Every tensor of ours must come from the file (nothing kept at its init),
+    and each stage's output must equal ``ref``'s on a (2, 3, *size) input.
+    """
+    import torch
+    path = save_mmpretrain_classifier(ref, tmp_path / 'mmpretrain.pth',
+                                      feat_channels)
+    ours = build(dict(type='Pretrained', checkpoint=path))
+    ours.init_weights()
+    ours.eval()
+    assert ours.loaded_keys == set(ours.state_dict())
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert_features_equal(ours(x), ref(x))
