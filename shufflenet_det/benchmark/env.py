@@ -9,17 +9,13 @@ from typing import List, Optional
 
 import torch
 
+from shufflenet_det.deploy.precision import cpuinfo_field
+
 
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, else ``platform.processor()``."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return (cpuinfo_field('model name') or platform.processor()
+            or platform.machine())
 
 
 def load_average() -> Optional[List[float]]:

@@ -15,7 +15,7 @@ Example:
     >>> parts
     ['backbone', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox_head']
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -32,16 +32,22 @@ AUTOCAST_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox
 _CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
 
 
-def cpu_flags() -> set:
-    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+def cpuinfo_field(name: str) -> Optional[str]:
+    """The first ``name`` field of Linux ``/proc/cpuinfo`` (e.g. ``'flags'``,
+    ``'model name'``); None where there is no such file or field."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('flags'):
-                    return set(line.split(':', 1)[1].split())
+                if line.startswith(name):
+                    return line.split(':', 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere)."""
+    return set((cpuinfo_field('flags') or '').split())
 
 
 def native_low_precision(dtype: torch.dtype, device_type: str) -> Tuple[bool, str]:
