@@ -17,10 +17,11 @@ central directory" for a truncated checkpoint, for instance)::
 
 ``--debug`` shows the traceback instead.
 """
+import glob
 import os.path as osp
 import sys
 import zipfile
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, List, Optional, Sequence
 
 #: Exit status of a run ended by :class:`ToolInputError` (argparse's, for
 #: the same kind of mistake: a bad argument).
@@ -153,3 +154,29 @@ def check_checkpoint(path: Optional[str]) -> None:
         raise ToolInputError(
             f'checkpoint file holds no weights (a {type(obj).__name__} '
             f'without a state_dict of tensors): {path}')
+
+
+def resolve_configs(patterns: Sequence[str], all_configs: bool = False,
+                    root: str = '.') -> List[str]:
+    """Config paths from a tool's arguments, sorted within each pattern,
+    without duplicates.
+
+    Args:
+        patterns (Sequence[str]): Paths or glob patterns, relative to the
+            working directory.
+        all_configs (bool): Add Table 7's twenty configs
+            (:data:`shufflenet_det.table7.CONFIGS` under ``root``).
+        root (str): The repository root.
+
+    Raises:
+        ToolInputError: Naming the pattern that matched nothing.
+    """
+    from shufflenet_det.table7 import CONFIGS
+    full = [p if osp.isabs(p) else osp.join('.', p) for p in patterns]
+    found = []
+    for pattern in full + ([osp.join(root, CONFIGS)] if all_configs else []):
+        matches = [osp.relpath(m) for m in sorted(glob.glob(pattern))]
+        if not matches:
+            raise ToolInputError(f'no config matches {pattern!r}')
+        found += [m for m in matches if m not in found]
+    return found

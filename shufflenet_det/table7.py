@@ -26,6 +26,9 @@ from .paper import (FAMILIES, LEVELS, PAPER,  # noqa: F401  (re-exported)
 #: How a number this project did not measure is shown.
 MISSING = '—'
 
+#: Table 7's twenty detector configs, relative to the repository root.
+CONFIGS = 'configs/light_head_rcnn/*.py'
+
 #: The cell the reports detail (time breakdown, plain-vs-deployed timing).
 FOCUS_CELL: Tuple[str, str] = ('ShuffleNet v2', '140M')
 

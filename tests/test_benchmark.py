@@ -11,9 +11,7 @@ from shufflenet_det.benchmark.parts import PartTimer, breakdown
 from shufflenet_det.benchmark.render import to_markdown
 from shufflenet_det.benchmark.report import (merge, metrics_cells,
                                              write_report)
-from shufflenet_det.benchmark.runner import resolve_configs
-from shufflenet_det.benchmark.timing import (gemm_rate, throughput,
-                                             time_iterations)
+from shufflenet_det.benchmark.timing import gemm_rate
 
 from shufflenet_det.table7 import MISSING
 
@@ -23,30 +21,6 @@ CPU = torch.device('cpu')
 
 
 # ---------------------------------------------------------------- timing
-def test_time_iterations_counts_and_budget():
-    calls = []
-    result = time_iterations(lambda: calls.append(1), CPU, warmup=2, iters=3,
-                             progress=False)
-    assert len(calls) == 5
-    assert len(result['warmup_s']) == 2 and len(result['times_s']) == 3
-
-    def slow():
-        time.sleep(0.02)
-
-    result = time_iterations(slow, CPU, warmup=0, iters=50, max_seconds=0.03,
-                             min_iters=2, progress=False)
-    assert len(result['times_s']) == 2  # budget spent after 2 x 20 ms
-    with pytest.raises(ValueError, match='iters'):
-        time_iterations(slow, CPU, iters=0)
-
-
-def test_throughput_median_min_max():
-    stats = throughput([1.0, 2.0, 4.0], batch_size=4)
-    assert stats == dict(median=2.0, min=1.0, max=4.0, iters=3)
-    with pytest.raises(ValueError):
-        throughput([], 4)
-
-
 def test_gemm_rate_reports_rates():
     rate = gemm_rate(CPU, n=64, warmup=1, iters=3)
     assert rate['n'] == 64 and rate['dtype'] == 'float32'
@@ -110,13 +84,16 @@ def test_part_timer_exclusive_and_patches_nothing():
 
 # --------------------------------------------------------------- configs
 def test_resolve_configs(tmp_path):
+    from shufflenet_det.cli import ToolInputError, resolve_configs
     (tmp_path / 'b.py').write_text('')
     (tmp_path / 'a.py').write_text('')
-    found = resolve_configs([str(tmp_path / '*.py'), str(tmp_path / 'a.py')],
-                            all_configs=False)
+    found = resolve_configs([str(tmp_path / '*.py'), str(tmp_path / 'a.py')])
     assert [p.rsplit('/', 1)[-1] for p in found] == ['a.py', 'b.py']
-    with pytest.raises(FileNotFoundError, match='nothing.py'):
-        resolve_configs([str(tmp_path / 'nothing.py')], all_configs=False)
+    with pytest.raises(ToolInputError, match='nothing.py'):
+        resolve_configs([str(tmp_path / 'nothing.py')])
+    table7 = resolve_configs([], all_configs=True, root=str(REPO))
+    assert len(table7) == 20 and all(
+        p.endswith('.py') and 'light_head_rcnn' in p for p in table7)
 
 
 def _tool(name):

@@ -620,10 +620,10 @@ def test_benchmark_backend_steps(backend):
     the runtime; our detections equal the PyTorch step's."""
     if backend == 'openvino':
         _openvino_or_skip()
-    from shufflenet_det.benchmark.backends import (detector_backend_step,
-                                                   peer_backend_step)
     from shufflenet_det.apis import detector_step
-    from shufflenet_det.benchmark.peer import build_peer, peer_inputs
+    from shufflenet_det.benchmark.peer import (build_peer, peer_inputs,
+                                               peer_onnx_step)
+    from shufflenet_det.deploy.onnx import onnx_step
     from shufflenet_det.deploy.verify import compare_detections
     # The real thresholds (0.7, 0.5): OpenVINO 2026.4 suppresses at IoU ==
     # threshold (ONNX, ONNX Runtime and torchvision only above it), so the
@@ -636,21 +636,20 @@ def test_benchmark_backend_steps(backend):
     assert model.test_cfg.rcnn.nms.iou_threshold == 0.5
     data, _, _ = robust_batch(model, 2, (128, 160))
     expected = detector_step(model, data, torch.device('cpu'))()
-    step, info = detector_backend_step(model, data, backend)
+    step, info = onnx_step(model, data, backend)
     assert info['backend'] == backend and info['version']
     check = compare_detections(expected, step(), BOX_TOL, SCORE_TOL)
     assert check['equal'] and check['boundary_swaps'] == 0, check
     assert check['matched'] == check['detections'] == 200, check
     if backend == 'openvino':  # --deploy ...,bf16 --backend openvino
-        step, info = detector_backend_step(model, data, backend, 'bf16')
+        step, info = onnx_step(model, data, backend, 'bf16')
         assert info['precision'] == 'bf16'
         out = step()
         assert len(out) == 2 and all(o['boxes'].shape[1:] == (4, )
                                      for o in out)
     peer = build_peer(torch.device('cpu'), (128, 160))
-    step, _ = peer_backend_step(peer, peer_inputs(2, (128, 160),
-                                                  torch.device('cpu')),
-                                backend)
+    step, _ = peer_onnx_step(peer, peer_inputs(2, (128, 160),
+                                               torch.device('cpu')), backend)
     out = step()
     assert len(out) == 2 and all(set(o) == {'boxes', 'scores', 'labels'}
                                  for o in out)

@@ -131,60 +131,6 @@ def test_ranking_agreement():
         B.ranking_agreement([1, 2, 3], printed)
 
 
-def test_device_sync_calls_cuda_synchronize_only_for_cuda(monkeypatch):
-    calls = []
-    monkeypatch.setattr(torch.cuda, 'synchronize', calls.append)
-    B.device_sync(torch.device('cpu'))()
-    assert calls == []
-    B.device_sync('cuda:1')()
-    assert calls == [torch.device('cuda:1')]
-
-
-def test_time_interleaved_rounds_and_syncs():
-    order, syncs = [], []
-    fns = [lambda i=i: order.append(i) for i in range(3)]
-    out = B.time_interleaved(fns, lambda: syncs.append(1), rounds=4,
-                             warmup=2, min_sample_s=0.0)
-    assert [len(t['samples_s']) for t in out] == [4, 4, 4]
-    assert all(t['inner'] == 1 and t['median_s'] >= 0 for t in out)
-    # 2 warm-up calls each, then round-robin: 0 1 2 0 1 2 ...
-    assert order == [0, 0, 1, 1, 2, 2] + [0, 1, 2] * 4
-    assert len(syncs) == 2 * (3 * 2 + 3 * 4)  # around every call / sample
-    with pytest.raises(ValueError, match='rounds'):
-        B.time_interleaved(fns, lambda: None, rounds=0)
-
-
-def test_time_interleaved_batches_short_calls(monkeypatch):
-    """``inner`` = ceil(min_sample_s / fastest warm-up call), checked on a
-    fake clock (each call advances it by a set time): exact, whatever the
-    machine's load."""
-    import types
-    now = [0.0]
-    monkeypatch.setattr(B, 'time', types.SimpleNamespace(
-        perf_counter=lambda: now[0]))
-    durations = iter([0.005, 0.003, 0.004] + [0.003] * 100)
-
-    def call():
-        now[0] += next(durations)
-
-    out = B.time_interleaved([call], lambda: None, rounds=2, warmup=3,
-                             min_sample_s=0.02)
-    # Fastest of the 3 warm-up calls: 3 ms, so ceil(20 / 3) = 7 calls.
-    assert out[0]['inner'] == 7
-    assert out[0]['samples_s'] == pytest.approx([0.003, 0.003])
-
-
-def test_time_interleaved_real_clock_bounds():
-    """On the real clock only what ``sleep`` guarantees is asserted: a call
-    lasts >= 2 ms, so at most ceil(20 / 2) = 10 calls make a sample and
-    the median is >= 2 ms; a slow (loaded) warm-up may give 1 call."""
-    import time
-    out = B.time_interleaved([lambda: time.sleep(0.002)], lambda: None,
-                             rounds=2, warmup=1, min_sample_s=0.02)
-    assert 1 <= out[0]['inner'] <= 10
-    assert out[0]['median_s'] >= 0.002
-
-
 def test_cuda_settings_and_backend_reachable_on_cpu():
     assert B.RunSettings(device='cuda:0').platform == 'gpu'
     assert B.RunSettings(device='cpu').platform == 'arm'

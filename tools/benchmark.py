@@ -41,11 +41,10 @@ from mmengine.config import DictAction  # noqa: E402
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from shufflenet_det.benchmark.backends import BACKENDS  # noqa: E402
 from shufflenet_det.benchmark.runner import (  # noqa: E402
-    EXTRA_RUNS, BenchmarkSettings, resolve_configs, run_main_job)
-from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
-                                check_checkpoint, check_config, run_tool)
+    BACKENDS, EXTRA_RUNS, BenchmarkSettings, run_main_job)
+from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
+                                check_config, resolve_configs, run_tool)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
 
 
@@ -185,10 +184,7 @@ def main(argv=None):
         breakdown=not args.no_breakdown, verify=not args.no_verify,
         interleave=args.interleave, backend=args.backend)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    try:
-        configs = resolve_configs(args.configs, args.all, root)
-    except FileNotFoundError as exc:
-        raise ToolInputError(str(exc).replace('benchmark: ', '')) from exc
+    configs = resolve_configs(args.configs, args.all, root)
     for config in configs:  # absolute: the error names the file unambiguously
         check_config(osp.abspath(config), args.cfg_options)
     check_checkpoint(args.checkpoint)

@@ -7,30 +7,17 @@ CUDA-only steps (``torch.cuda.synchronize``, cuDNN settings) are chosen by
 the device argument, so their branches run in CPU tests too.
 """
 import functools
-import math
-import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from ..benchmark.env import cpu_name, cuda_fp32, load_average
+from ..measure import (cpu_name, cuda_fp32, load_average, synchronize,
+                       time_interleaved)
 from ..paper import INPUT_SIZE, PAPER_TABLES, PAPER_UNIT
 from .guidelines import ASSUMPTIONS, build_variant, count_macs
-
-
-def device_sync(device: torch.device) -> Callable[[], None]:
-    """The wait-for-kernels call for ``device``: CUDA waits, CPU does not.
-
-    Timing reads the wall clock only after this returns, so asynchronous
-    CUDA launches are counted in full.
-    """
-    device = torch.device(device)
-    if device.type == 'cuda':
-        return functools.partial(torch.cuda.synchronize, device)
-    return lambda: None
 
 
 def configure_backend(device: torch.device,
@@ -47,59 +34,6 @@ def configure_backend(device: torch.device,
     if threads:
         torch.set_num_threads(threads)
     return dict(threads=torch.get_num_threads())
-
-
-def _calibrate(fn: Callable[[], object], sync: Callable[[], None],
-               warmup: int, min_sample_s: float) -> int:
-    """Warm ``fn`` up; return calls per sample so one lasts min_sample_s."""
-    per_call = float('inf')
-    for _ in range(max(1, warmup)):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        per_call = min(per_call, time.perf_counter() - start)
-    if min_sample_s <= 0:
-        return 1
-    return max(1, math.ceil(min_sample_s / max(per_call, 1e-7)))
-
-
-def time_interleaved(fns: Sequence[Callable[[], object]],
-                     sync: Callable[[], None], rounds: int = 11,
-                     warmup: int = 3,
-                     min_sample_s: float = 0.2) -> List[Dict[str, object]]:
-    """Seconds per call of each ``fn``, timed in interleaved rounds.
-
-    Each round times one sample of every function in turn; a sample is
-    ``inner`` back-to-back calls between two ``sync()`` calls, ``inner``
-    chosen after warm-up so that a sample lasts ``min_sample_s``.
-
-    Args:
-        fns (Sequence[Callable]): One forward pass each (no arguments).
-        sync (Callable): Device synchronisation (see :func:`device_sync`).
-        rounds (int): Samples per function (>= 1). Default: 11.
-        warmup (int): Untimed calls per function first. Default: 3.
-        min_sample_s (float): Minimum duration of one sample. Default: 0.2.
-
-    Returns:
-        list[dict]: Per function: ``median_s`` (seconds per call),
-        ``samples_s`` (per-call seconds of each sample) and ``inner``.
-    """
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f'time_interleaved: need rounds >= 1 and warmup >= '
-                         f'0, got rounds={rounds}, warmup={warmup}')
-    inner = [_calibrate(fn, sync, warmup, min_sample_s) for fn in fns]
-    samples: List[List[float]] = [[] for _ in fns]
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            sync()
-            start = time.perf_counter()
-            for _ in range(inner[i]):
-                fn()
-            sync()
-            samples[i].append((time.perf_counter() - start) / inner[i])
-    return [dict(median_s=statistics.median(s), samples_s=s, inner=n)
-            for s, n in zip(samples, inner)]
 
 
 def ranking_agreement(ours: Sequence[float],
@@ -171,7 +105,7 @@ def measure_table(table: int, settings: RunSettings,
         table (int): 1-4.
         settings (RunSettings): Device, sizes and timing.
         sync (Callable, optional): Synchronisation; default
-            :func:`device_sync` of ``settings.device``.
+            ``synchronize(settings.device)``.
         progress (Callable, optional): Called with one line per column.
 
     Returns:
@@ -183,7 +117,7 @@ def measure_table(table: int, settings: RunSettings,
     """
     spec = PAPER_TABLES[table]
     device = torch.device(settings.device)
-    sync = sync or device_sync(device)
+    sync = sync or functools.partial(synchronize, device)
     platform = settings.platform
     labels = spec.column_labels(platform)
     columns = (settings.columns if settings.columns is not None

@@ -1,7 +1,8 @@
 """The peer detector measured in the same run: torchvision's fastest two-stage
 detector, ``fasterrcnn_mobilenet_v3_large_fpn``, and its adapter for the
 runner (:class:`Peer`, the twin of :class:`~.runner.Detector`)."""
-from typing import List, Tuple
+import warnings
+from typing import Callable, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -33,6 +34,38 @@ def build_peer(device: torch.device, img_size: Tuple[int, int]) -> nn.Module:
         weights=None, weights_backbone=None, min_size=min(img_size),
         max_size=max(img_size))
     return model.eval().to(device)
+
+
+def peer_onnx_step(model: nn.Module, images: Sequence[Tensor], backend: str,
+                   precision: str = 'f32'
+                   ) -> Tuple[Callable[[], List[dict]], dict]:
+    """The peer exported with torchvision's own ONNX support (TorchScript
+    exporter, its ``NonMaxSuppression`` / ``RoiAlign`` symbolics; pre- and
+    post-processing included) and run on ``backend``; returns as
+    :func:`shufflenet_det.deploy.onnx.onnx_step` (``images``:
+    :func:`peer_inputs`)."""
+    from shufflenet_det.deploy.onnx import (DEFAULT_OPSET, detections,
+                                            export_and_load)
+    inputs = [i.cpu().numpy() for i in images]
+
+    def export(path):
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            torch.onnx.export(model, (list(images), ), path, dynamo=False,
+                              opset_version=DEFAULT_OPSET,
+                              input_names=[f'image{i}'
+                                           for i in range(len(images))])
+        return DEFAULT_OPSET
+
+    run, info = export_and_load(export, backend, precision)
+
+    def step():
+        out = run(*inputs)
+        # torchvision's outputs: boxes, labels, scores for each image.
+        return [detections(out[i], out[i + 2], out[i + 1])
+                for i in range(0, len(out), 3)]
+
+    return step, info
 
 
 def peer_inputs(batch_size: int, img_size: Tuple[int, int],
@@ -82,8 +115,7 @@ class Peer:
                                img_size=list(images[0].shape[-2:]))
 
         def on_backend(backend, precision):
-            from .backends import peer_backend_step
-            return peer_backend_step(model, images, backend, precision)
+            return peer_onnx_step(model, images, backend, precision)
 
         def step():  # what model(images) runs: transform, model, rescale
             with torch.no_grad():

@@ -10,8 +10,8 @@ its parts) and runs the same steps on it. A run is one set of settings:
 ``bf16`` step (:func:`run_main_job`); the report reads the records.
 """
 import copy
+import functools
 import gc
-import glob
 import os.path as osp
 import statistics
 import time
@@ -27,18 +27,23 @@ from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
 from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
                                           verify_parts)
 from shufflenet_det.engine.atomic_io import atomic_write_json
+from shufflenet_det.measure import (cuda_fp32, environment, load_average,
+                                    synchronize, throughput,
+                                    time_interleaved, time_iterations)
 from shufflenet_det.paper import FAMILIES
 from shufflenet_det.table7 import FOCUS_CELL, table7_cell
 
-from .env import cuda_fp32, environment, load_average
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, Peer
-from .timing import gemm_rate, synchronize, throughput, time_iterations
+from .timing import gemm_rate
 
 SCHEMA = 'shufflenet_det.benchmark/3'
 
-#: Default config glob of ``--all``: Table 7's twenty detectors.
-ALL_CONFIGS = 'configs/light_head_rcnn/*.py'
+#: ``--backend`` choices: the runner's own PyTorch path, or ours and the
+#: peer exported to ONNX and run on the same runtime (same deploy steps,
+#: same threads; :func:`shufflenet_det.deploy.onnx.onnx_step`,
+#: :func:`.peer.peer_onnx_step`).
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
 
 #: ``rel_diff`` above which a deployed part counts as not equivalent.
 EQUIVALENCE_TOLERANCE = 1e-3
@@ -67,7 +72,7 @@ class BenchmarkSettings:
             the plain models, as the config builds ours and as torchvision
             ships the peer.
         backend (str): ``'torch'``, or ``'onnxruntime'`` / ``'openvino'``:
-            both exported to ONNX after the deploy steps (``backends.py``).
+            both exported to ONNX after the deploy steps (:data:`BACKENDS`).
         seed (int): Random weights and pixels.
         verify (bool): Check every deployed part, and the final detections,
             against the plain reference step.
@@ -134,8 +139,8 @@ class Detector:
                                img_size=list(data['inputs'][0].shape[-2:]))
 
         def on_backend(backend, precision):
-            from .backends import detector_backend_step
-            return detector_backend_step(model, data, backend, precision)
+            from shufflenet_det.deploy.onnx import onnx_step
+            return onnx_step(model, data, backend, precision)
 
         return model, detector_step(model, data, device), on_backend
 
@@ -289,40 +294,14 @@ def interleaved_ratio(step: Callable[[], object],
         dict: ``rounds``, ``times_s``, ``peer_times_s`` and ``ratio``
         (``median``/``min``/``max`` of peer time / own time).
     """
-    times, peer_times = [], []
-    for _ in range(rounds):
-        for fn, out in ((peer_step, peer_times), (step, times)):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            out.append(time.perf_counter() - start)
-    ratios = [p / t for p, t in zip(peer_times, times)]
-    return dict(rounds=rounds, times_s=times, peer_times_s=peer_times,
+    peer, ours = time_interleaved([peer_step, step],
+                                  functools.partial(synchronize, device),
+                                  rounds, warmup=0, min_sample_s=0)
+    ratios = [p / t for p, t in zip(peer['samples_s'], ours['samples_s'])]
+    return dict(rounds=rounds, times_s=ours['samples_s'],
+                peer_times_s=peer['samples_s'],
                 ratio=dict(median=statistics.median(ratios),
                            min=min(ratios), max=max(ratios)))
-
-
-def resolve_configs(configs: Sequence[str], all_configs: bool,
-                    root: str = '.') -> List[str]:
-    """Config paths (``configs``: paths or glob patterns relative to the
-    working directory; ``all_configs``: add :data:`ALL_CONFIGS` under
-    ``root``), sorted within each pattern, without duplicates.
-
-    Raises:
-        FileNotFoundError: Naming the pattern that matched nothing.
-    """
-    patterns = [(p, '.') for p in configs]
-    if all_configs:
-        patterns.append((ALL_CONFIGS, root))
-    found = []
-    for pattern, base in patterns:
-        full = pattern if osp.isabs(pattern) else osp.join(base, pattern)
-        matches = [osp.relpath(m) for m in sorted(glob.glob(full))]
-        if not matches:
-            raise FileNotFoundError(f'benchmark: no config matches {full!r}')
-        found += [m for m in matches if m not in found]
-    return found
 
 
 def _median(result: Optional[dict]) -> Optional[float]:

@@ -33,6 +33,8 @@ Example:
 """
 import os.path as osp
 import re
+import tempfile
+import time
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -283,6 +285,80 @@ def openvino_config(core, precision: str = 'f32',
     if threads:
         config['INFERENCE_NUM_THREADS'] = threads
     return config
+
+
+def export_and_load(export: Callable[[str], int], backend: str,
+                    precision: str = 'f32'
+                    ) -> Tuple[Callable[..., List[np.ndarray]], dict]:
+    """``export(path)`` (writes an ONNX file, returns its opset) into a
+    temporary folder, then that file loaded by :func:`build_runner`.
+
+    Returns:
+        tuple: The runner and ``backend``, ``version``, ``export_s``,
+        ``load_s``, ``opset``, ``precision``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'model.onnx')
+        start = time.perf_counter()
+        opset = export(path)
+        export_s = time.perf_counter() - start
+        start = time.perf_counter()
+        run = build_runner(path, backend, threads=torch.get_num_threads(),
+                           precision=precision)
+        load_s = time.perf_counter() - start
+    if backend == 'onnxruntime':
+        import onnxruntime
+        version = onnxruntime.__version__
+    else:
+        import openvino
+        version = openvino.get_version()
+    return run, dict(backend=backend, version=version, export_s=export_s,
+                     load_s=load_s, opset=opset, precision=precision)
+
+
+def onnx_step(model: nn.Module, data: dict, backend: str,
+              precision: str = 'f32'
+              ) -> Tuple[Callable[[], List[dict]], dict]:
+    """Our detector exported at a batch's shape and run on ``backend``, as
+    a step that returns what the PyTorch step's detections are compared by
+    (:func:`shufflenet_det.deploy.verify.compare_detections`).
+
+    Args:
+        model (nn.Module): The (deployed) detector, CPU.
+        data (dict): A ``make_batch`` batch (equal-sized uint8 images whose
+            ``img_shape`` is their size, scale factor 1).
+        backend (str): ``'onnxruntime'`` or ``'openvino'``.
+        precision (str): One of :data:`PRECISIONS` (see
+            :func:`build_runner`).
+
+    Returns:
+        tuple: The step (one ``boxes``/``scores``/``labels`` dict per
+        image) and :func:`export_and_load`'s record.
+    """
+    images = data['inputs']
+    shape = tuple(images[0].shape[-2:])
+    if any(tuple(i.shape[-2:]) != shape for i in images):
+        raise ValueError('onnx_step: the batch images must share one size '
+                         '(a static ONNX input)')
+    batch = torch.stack(images).float().numpy()
+    run, info = export_and_load(lambda path: export_onnx(
+        model, path, shape, len(images))['opset'], backend, precision)
+
+    def step():
+        dets, labels = run(batch)
+        return [detections(d[:, :4], d[:, 4], lab, lab >= 0)
+                for d, lab in zip(dets, labels)]
+
+    return step, info
+
+
+def detections(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+               keep: Optional[np.ndarray] = None) -> Dict[str, Tensor]:
+    """One image's runtime outputs (rows ``keep`` only) as tensors."""
+    if keep is not None:
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in
+            (('boxes', boxes), ('scores', scores), ('labels', labels))}
 
 
 def letterbox(image: np.ndarray, img_shape: Tuple[int, int],

@@ -15,12 +15,13 @@ Example:
     >>> parts
     ['backbone', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox_head']
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from shufflenet_det.deploy import get_submodule
+from shufflenet_det.measure import cpuinfo_field
 
 #: Dense parts: mmdet (ours: backbone, RPN convs, large separable conv,
 #: R-CNN FCs; any neck) and torchvision's Faster R-CNN (backbone + FPN, RPN
@@ -30,19 +31,6 @@ AUTOCAST_PARTS = ('backbone', 'neck', 'rpn_head', 'roi_head.lsc', 'roi_head.bbox
                'rpn.head', 'roi_heads.box_head', 'roi_heads.box_predictor')
 
 _CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16')
-
-
-def cpuinfo_field(name: str) -> Optional[str]:
-    """The first ``name`` field of Linux ``/proc/cpuinfo`` (e.g. ``'flags'``,
-    ``'model name'``); None where there is no such file or field."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith(name):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def cpu_flags() -> set:

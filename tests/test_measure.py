@@ -1,0 +1,109 @@
+"""shufflenet_det.measure: the timing loops and machine facts shared by the
+benchmark and the guideline tables."""
+import time
+
+import pytest
+import torch
+
+from shufflenet_det import measure as M
+
+CPU = torch.device('cpu')
+
+
+def test_time_iterations_counts_and_budget():
+    calls = []
+    result = M.time_iterations(lambda: calls.append(1), CPU, warmup=2, iters=3,
+                             progress=False)
+    assert len(calls) == 5
+    assert len(result['warmup_s']) == 2 and len(result['times_s']) == 3
+
+    def slow():
+        time.sleep(0.02)
+
+    result = M.time_iterations(slow, CPU, warmup=0, iters=50, max_seconds=0.03,
+                             min_iters=2, progress=False)
+    assert len(result['times_s']) == 2  # budget spent after 2 x 20 ms
+    with pytest.raises(ValueError, match='iters'):
+        M.time_iterations(slow, CPU, iters=0)
+
+
+def test_throughput_median_min_max():
+    stats = M.throughput([1.0, 2.0, 4.0], batch_size=4)
+    assert stats == dict(median=2.0, min=1.0, max=4.0, iters=3)
+    with pytest.raises(ValueError):
+        M.throughput([], 4)
+
+
+def test_synchronize_calls_cuda_synchronize_only_for_cuda(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, 'synchronize', calls.append)
+    M.synchronize(torch.device('cpu'))
+    assert calls == []
+    M.synchronize('cuda:1')
+    M.synchronize(torch.device('cuda:1'))
+    assert calls == ['cuda:1', torch.device('cuda:1')]
+
+
+def test_time_interleaved_rounds_and_syncs():
+    order, syncs = [], []
+    fns = [lambda i=i: order.append(i) for i in range(3)]
+    out = M.time_interleaved(fns, lambda: syncs.append(1), rounds=4,
+                             warmup=2, min_sample_s=0.0)
+    assert [len(t['samples_s']) for t in out] == [4, 4, 4]
+    assert all(t['inner'] == 1 and t['median_s'] >= 0 for t in out)
+    # 2 warm-up calls each, then round-robin: 0 1 2 0 1 2 ...
+    assert order == [0, 0, 1, 1, 2, 2] + [0, 1, 2] * 4
+    assert len(syncs) == 2 * (3 * 2 + 3 * 4)  # around every call / sample
+    with pytest.raises(ValueError, match='rounds'):
+        M.time_interleaved(fns, lambda: None, rounds=0)
+
+
+def test_time_interleaved_batches_short_calls(monkeypatch):
+    """``inner`` = ceil(min_sample_s / fastest warm-up call), checked on a
+    fake clock (each call advances it by a set time): exact, whatever the
+    machine's load."""
+    import types
+    now = [0.0]
+    monkeypatch.setattr(M, 'time', types.SimpleNamespace(
+        perf_counter=lambda: now[0]))
+    durations = iter([0.005, 0.003, 0.004] + [0.003] * 100)
+
+    def call():
+        now[0] += next(durations)
+
+    out = M.time_interleaved([call], lambda: None, rounds=2, warmup=3,
+                             min_sample_s=0.02)
+    # Fastest of the 3 warm-up calls: 3 ms, so ceil(20 / 3) = 7 calls.
+    assert out[0]['inner'] == 7
+    assert out[0]['samples_s'] == pytest.approx([0.003, 0.003])
+
+
+def test_time_interleaved_real_clock_bounds():
+    """On the real clock only what ``sleep`` guarantees is asserted: a call
+    lasts >= 2 ms, so at most ceil(20 / 2) = 10 calls make a sample and
+    the median is >= 2 ms; a slow (loaded) warm-up may give 1 call."""
+    import time
+    out = M.time_interleaved([lambda: time.sleep(0.002)], lambda: None,
+                             rounds=2, warmup=1, min_sample_s=0.02)
+    assert 1 <= out[0]['inner'] <= 10
+    assert out[0]['median_s'] >= 0.002
+
+
+def test_time_interleaved_without_warmup_calls_nothing_extra():
+    """The benchmark's peer/ours interleave: no warm-up, no calibration,
+    exactly one call per sample."""
+    order = []
+    out = M.time_interleaved([lambda: order.append('a'),
+                              lambda: order.append('b')], lambda: None,
+                             rounds=3, warmup=0, min_sample_s=0)
+    assert order == ['a', 'b'] * 3
+    assert [t['inner'] for t in out] == [1, 1]
+
+
+def test_environment_names_machine_and_command():
+    env = M.environment(CPU)
+    assert env['device_type'] == 'cpu' and env['cuda'] is None
+    assert env['torch_threads'] == torch.get_num_threads()
+    assert env['versions']['torch'] == torch.__version__
+    assert env['command'].startswith('python ')
+    assert M.cuda_fp32(CPU) == {}
