@@ -11,23 +11,12 @@ from shufflenet_det.benchmark.parts import PartTimer, breakdown
 from shufflenet_det.benchmark.render import to_markdown
 from shufflenet_det.benchmark.report import (merge, metrics_cells,
                                              write_report)
-from shufflenet_det.benchmark.timing import gemm_rate
 
 from shufflenet_det.table7 import MISSING
 
 from .conftest import REPO
 
 CPU = torch.device('cpu')
-
-
-# ---------------------------------------------------------------- timing
-def test_gemm_rate_reports_rates():
-    rate = gemm_rate(CPU, n=64, warmup=1, iters=3)
-    assert rate['n'] == 64 and rate['dtype'] == 'float32'
-    assert rate['macs_per_s_best'] >= rate['macs_per_s_median'] > 0
-    # The reference is the faster of BLAS and oneDNN.
-    assert rate['macs_per_s_best'] == max(rate['mm']['macs_per_s_best'],
-                                          rate['conv1x1']['macs_per_s_best'])
 
 
 # ------------------------------------------------------------- counting

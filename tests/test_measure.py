@@ -107,3 +107,12 @@ def test_environment_names_machine_and_command():
     assert env['versions']['torch'] == torch.__version__
     assert env['command'].startswith('python ')
     assert M.cuda_fp32(CPU) == {}
+
+
+def test_gemm_rate_reports_rates():
+    rate = M.gemm_rate(CPU, n=64, warmup=1, iters=3)
+    assert rate['n'] == 64 and rate['dtype'] == 'float32'
+    assert rate['macs_per_s_best'] >= rate['macs_per_s_median'] > 0
+    # The reference is the faster of BLAS and oneDNN.
+    assert rate['macs_per_s_best'] == max(rate['mm']['macs_per_s_best'],
+                                          rate['conv1x1']['macs_per_s_best'])

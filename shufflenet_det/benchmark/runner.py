@@ -9,7 +9,6 @@ its parts) and runs the same steps on it. A run is one set of settings:
 "plain vs as shipped" is a run with no deploy steps, bf16 a run with the
 ``bf16`` step (:func:`run_main_job`); the report reads the records.
 """
-import copy
 import functools
 import gc
 import os.path as osp
@@ -27,15 +26,14 @@ from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
 from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
                                           verify_parts)
 from shufflenet_det.engine.atomic_io import atomic_write_json
-from shufflenet_det.measure import (cuda_fp32, environment, load_average,
-                                    synchronize, throughput,
+from shufflenet_det.measure import (cuda_fp32, environment, gemm_rate,
+                                    load_average, synchronize, throughput,
                                     time_interleaved, time_iterations)
 from shufflenet_det.paper import FAMILIES
 from shufflenet_det.table7 import FOCUS_CELL, table7_cell
 
 from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, Peer
-from .timing import gemm_rate
 
 SCHEMA = 'shufflenet_det.benchmark/3'
 
@@ -126,10 +124,8 @@ class Detector:
         from shufflenet_det.apis import (build_detector, detector_step,
                                          load_config, make_batch)
         cfg = load_config(self.config, self.cfg_options)
-        backbone = copy.deepcopy(cfg.model.get('backbone', {}))
+        backbone = cfg.model.to_dict().get('backbone', {})
         backbone.pop('init_cfg', None)
-        backbone = backbone.to_dict() if hasattr(backbone, 'to_dict') \
-            else dict(backbone)
         result.update(config=self.config, backbone=backbone,
                       table7=table7_cell(backbone))
         model = build_detector(cfg, device, self.checkpoint, settings.seed)
