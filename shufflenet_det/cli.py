@@ -42,6 +42,21 @@ def add_debug_flag(parser) -> None:
                         'traceback instead of one line')
 
 
+def parse_launcher_args(parser, argv: Optional[list] = None):
+    """Add mmdet's distributed-launch flags (``--launcher``,
+    ``--local_rank``) and ``--debug``, parse, and export ``LOCAL_RANK`` as
+    ``torch.distributed.launch`` expects (``tools/train.py``,
+    ``tools/test.py``)."""
+    import os
+    parser.add_argument('--launcher', default='none', help='job launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def run_tool(main: Callable[[], object], argv: Optional[list] = None) -> None:
     """Run ``main()`` and end the process the way a tool should.
 

@@ -23,8 +23,8 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from shufflenet_det.engine.atomic_io import atomic_write_json  # noqa: E402
 
-from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
-                                check_config, run_tool)
+from shufflenet_det.cli import (check_checkpoint, check_config,  # noqa: E402
+                                parse_launcher_args, run_tool)
 
 
 def parse_args():
@@ -53,13 +53,7 @@ def parse_args():
         'test_dataloader.dataset.data_root=/data/coco/ '
         'test_evaluator.ann_file=/data/coco/annotations/'
         'instances_val2017.json')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    add_debug_flag(parser)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    args = parse_launcher_args(parser)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         parser.error(f'--out must name a .pkl file, got {args.out}')
     return args

@@ -4,7 +4,6 @@
         [--auto-scale-lr] [--cfg-options key=value ...]
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -14,8 +13,8 @@ from mmengine.runner import Runner
 # Let a fresh clone run without `pip install -e .`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from shufflenet_det.cli import (ToolInputError, add_debug_flag,  # noqa: E402
-                                check_config, run_tool)
+from shufflenet_det.cli import (ToolInputError, check_config,  # noqa: E402
+                                parse_launcher_args, run_tool)
 from shufflenet_det.models.backbones.base_backbone import \
     check_pretrained_weights  # noqa: E402
 
@@ -39,13 +38,7 @@ def parse_args():
         '--cfg-options', nargs='+', action=DictAction,
         help='override config settings, key=value pairs, e.g. '
         'train_dataloader.dataset.data_root=/data/coco/')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    add_debug_flag(parser)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    args = parse_launcher_args(parser)
     return args
 
 
