@@ -1,5 +1,5 @@
-"""The Table 7 report (:func:`to_markdown`, :func:`plot`) of
-:func:`.report.merge`'s record, and the time breakdown of a run's record
+"""The Table 7 report of :func:`.report.merge`'s record (:func:`to_markdown`,
+:func:`plot`) and the time breakdown of a run's record
 (:func:`breakdown_markdown`). Rendering only: nothing here measures or
 reads files.
 """
@@ -27,16 +27,13 @@ def _x(value: Optional[float], interleaved: Optional[float] = None) -> str:
         f' (interleaved: {interleaved:.2f}x)' if interleaved else '')
 
 
+def _over(a: Optional[float], b: Optional[float]) -> str:
+    """``a / b`` as :func:`_x`, missing unless both were measured."""
+    return _x(a / b if a and b else None)
+
+
 def _giga(value: Optional[float], spec: str = '.1f') -> str:
     return fmt(value / 1e9 if value else None, spec)
-
-
-def _percent(fraction: Optional[float]) -> str:
-    return MISSING if fraction is None else f'{100 * fraction:.0f}%'
-
-
-def _div(a: Optional[float], b: Optional[float]) -> Optional[float]:
-    return a / b if a and b else None
 
 
 def _load(pair) -> str:
@@ -66,7 +63,7 @@ def _gemm_sentence(gemm: dict) -> str:
 
 
 def _grid(title: str, merged: dict, cell_fn) -> List[str]:
-    """A titled table of the paper's layout: ``cell_fn(cell)`` per family
+    """A titled table in the paper's layout, ``cell_fn(cell)`` per family
     and level."""
     return ['', title, ''] + markdown_table(['Model', *LEVELS], (
         [family] + [cell_fn(merged['cells'][family][level])
@@ -101,11 +98,22 @@ def _run_line(run: dict, what: str) -> str:
             f"`{run['command']}`.")
 
 
-def _plain_lines(plain: Optional[dict]) -> List[str]:
-    """The plain run (``--deploy none``) beside the main run, each
-    comparison named."""
-    lines = []
-    for r in (plain or {}).get('rows', []):
+def _peer_ratio_lines(merged: dict, peer: dict) -> List[str]:
+    """Ours / the peer per cell, then every comparison of the plain run
+    (``--deploy none``) with the main run, each named."""
+    lines = _grid(
+        f"## Speed relative to the peer ({peer['name']}, "
+        f"{peer['images_per_s']['median']:.3f} images/s in the same run), "
+        'both deployed alike', merged, lambda c: _x(
+            c['ours']['peer_ratio'],
+            dig(c['ours'], 'peer_ratio_interleaved', 'median'))) + [
+        '', 'Ours deployed / the peer deployed: the same deploy steps, the '
+        'same runtime. Ratios divide medians of images/s measured minutes '
+        'apart; "interleaved" is the median over rounds of one peer step '
+        'then one step of ours, which cancels slow changes of machine '
+        'load.']
+    plain = merged['plain'] or {}
+    for r in plain.get('rows', []):
         ours, peer, main_ours, main_peer = (fmt(r[k], '.2f') for k in (
             'ours', 'peer', 'main_ours', 'main_peer'))
         lines += ['', f"### {r['family']} {r['level']}: every comparison",
@@ -116,13 +124,13 @@ def _plain_lines(plain: Optional[dict]) -> List[str]:
                 ['deployed', 'deployed alike', main_ours, main_peer,
                  _x(r['main_ratio'], r['main_interleaved'])],
                 ['deployed', 'as shipped', main_ours, peer,
-                 _x(_div(r['main_ours'], r['peer']))]])
-        lines += ['', 'The fair figures are the first two rows (equal '
-                  'treatment); the last row flatters us and is shown only '
-                  'so that it is not mistaken for a fair one. The first row '
-                  'is a run of its own with no deploy steps (`--deploy '
-                  'none`), the others the main run.']
-    return lines + (['', _run_line(plain, 'Plain run')] if lines else [])
+                 _over(r['main_ours'], r['peer'])]]) + [
+            '', 'The fair figures are the first two rows (equal treatment); '
+            'the last row flatters us and is shown only so that it is not '
+            'mistaken for a fair one. The first row is a run of its own with '
+            'no deploy steps (`--deploy none`), the others the main run.']
+    return lines + (['', _run_line(plain, 'Plain run')]
+                    if plain.get('rows') else [])
 
 
 def _config_row(family: str, level: str, ours: dict,
@@ -136,13 +144,14 @@ def _config_row(family: str, level: str, ours: dict,
             f"({ips['iters']} it)", _giga(macs),
             _giga(macs * ips['median'] / batch_size if ips and macs
                   else None),
-            _percent(ours['gemm_fraction']), fmt(ours['peer_ratio'], '.2f'),
+            fmt(ours['gemm_fraction'], '.0%'), fmt(ours['peer_ratio'], '.2f'),
             f"{_YES[ours['equivalence_ok']]} / "
             f"{_YES[ours['detections_equal']]}"]
 
 
 def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
-    """The peer's settings, speed, MACs and deploy steps."""
+    """The peer: settings, deploy steps, speed (deployed and, from the
+    plain run, as shipped), MACs, detections."""
     ips, deploy = peer['images_per_s'], peer.get('deploy') or {}
     det = peer.get('detections') or {}
     return ['', '## Peer', '',
@@ -158,7 +167,7 @@ def _peer_lines(peer: dict, shipped: Optional[float]) -> List[str]:
             + (f'; as shipped {shipped:.3f} images/s (plain run)'
                if shipped else '')
             + f"; {_giga(peer['macs_per_batch'])} GMACs/batch"
-            + (f", {_percent(peer['gemm_fraction'])} of the GEMM rate"
+            + (f", {fmt(peer['gemm_fraction'], '.0%')} of the GEMM rate"
                if peer.get('gemm_fraction') is not None else '')
             + ('' if not det else
                f"; deployed detections == shipped ({det['detections']} "
@@ -179,9 +188,9 @@ def _bf16_lines(bf16: dict) -> List[str]:
          'peer bf16', 'peer speed-up', 'ours / peer fp32',
          'ours / peer bf16'],
         ([f"{r['family']} {r['level']}", fmt(r['main_ours'], '.2f'),
-          fmt(r['ours'], '.2f'), _x(_div(r['ours'], r['main_ours'])),
+          fmt(r['ours'], '.2f'), _over(r['ours'], r['main_ours']),
           fmt(r['main_peer'], '.3f'), fmt(r['peer'], '.3f'),
-          _x(_div(r['peer'], r['main_peer'])),
+          _over(r['peer'], r['main_peer']),
           _x(r['main_ratio'], r['main_interleaved']),
           _x(r['ratio'], r['interleaved'])] for r in rows)) + [''] + [
         f'bf16 step skipped, model unchanged: {s}.'
@@ -213,25 +222,10 @@ def _backend_lines(runs: List[dict]) -> List[str]:
                  for run in runs for r in run['rows']))
 
 
-def _peer_sections(merged: dict, peer: dict) -> List[str]:
-    """Ours / the peer per cell, and every comparison of the plain run."""
-    return _grid(
-        f"## Speed relative to the peer ({peer['name']}, "
-        f"{peer['images_per_s']['median']:.3f} images/s in the same run), "
-        'both deployed alike', merged, lambda c: _x(
-            c['ours']['peer_ratio'],
-            dig(c['ours'], 'peer_ratio_interleaved', 'median'))) + [
-        '', 'Ours deployed / the peer deployed: the same deploy steps, the '
-        'same runtime. Ratios divide medians of images/s measured minutes '
-        'apart; "interleaved" is the median over rounds of one peer step '
-        'then one step of ours, which cancels slow changes of machine '
-        'load.'] + _plain_lines(merged['plain'])
-
-
 def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
     """Render :func:`~shufflenet_det.benchmark.report.merge` as markdown."""
     device = (merged.get('environment') or {}).get('device', MISSING)
-    peer, plain = merged.get('peer'), merged['plain']
+    peer = merged['peer']
     lines = _header_lines(merged) + [
         f'`{MISSING}` = not measured by this project. Paper values in '
         'parentheses.'] + _grid(
@@ -240,7 +234,7 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
         f'## Speed (images/s): ours on {device} (paper: GPU, batch 4)',
         merged, lambda c: fmt(dig(c['ours'], 'images_per_s', 'median'),
                               '.2f') + f" ({c['paper']['gpu_images_per_s']})")
-    lines += _peer_sections(merged, peer) if peer else []
+    lines += _peer_ratio_lines(merged, peer) if peer else []
     lines += _grid('## Complexity: MFLOPs at 224x224 (classifier convention '
                    'of `shufflenet_det.analysis.complexity`)', merged,
                    lambda c: fmt(c['ours']['mflops']))
@@ -253,8 +247,8 @@ def to_markdown(merged: dict, plot_name: Optional[str] = None) -> str:
                      dig(merged, 'settings', 'batch_size') or 1)
          for family in FAMILIES for level in LEVELS))
     if peer:
-        lines += _peer_lines(peer, next((r['peer'] for r in (
-            plain or {}).get('rows', [])), None))
+        lines += _peer_lines(peer, next((r['peer'] for r in dig(
+            merged, 'plain', 'rows') or []), None))
     lines += ['', _gemm_sentence(merged['gemm'])] if merged['gemm'] else []
     lines += _bf16_lines(merged['bf16']) if merged['bf16'] else []
     lines += _backend_lines(merged['backends']) if merged['backends'] else []
@@ -277,8 +271,8 @@ def plot(merged: dict, path: str) -> bool:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    env = merged.get('environment') or {}
-    fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(11, 4.2))
+    env = merged['environment'] or {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     any_point = False
     for family in FAMILIES:
         cells = [(merged['cells'][family][level], float(nominal))
@@ -288,20 +282,20 @@ def plot(merged: dict, path: str) -> bool:
                 for c, nominal in cells if c['ours']['images_per_s']]
         if ours:
             any_point = True
-            ax_ours.plot(*zip(*ours), marker='o', label=family)
-        ax_paper.plot([nominal for _, nominal in cells],
-                      [c['paper']['gpu_images_per_s'] for c, _ in cells],
-                      marker='s', linestyle='--', label=family)
+            axes[0].plot(*zip(*ours), marker='o', label=family)
+        axes[1].plot([nominal for _, nominal in cells],
+                     [c['paper']['gpu_images_per_s'] for c, _ in cells],
+                     marker='s', linestyle='--', label=family)
     if not any_point:
         plt.close(fig)
         return False
-    ax_ours.set_title(f"This project: {env.get('device', '?')}, "
-                      f"{env.get('torch_threads', '?')} threads", fontsize=9)
-    ax_paper.set_title('Paper, Table 7 (GPU)', fontsize=9)
-    ax_ours.set_xlabel('backbone MFLOPs at 224x224 (counted)')
-    ax_paper.set_xlabel('complexity level (MFLOPs at 224x224)')
-    for ax in (ax_ours, ax_paper):
-        ax.set_ylabel('images/s (batch 4, 800x1200)')
+    for ax, title, xlabel in zip(axes, (
+            f"This project: {env.get('device', '?')}, "
+            f"{env.get('torch_threads', '?')} threads",
+            'Paper, Table 7 (GPU)'), ('backbone MFLOPs at 224x224 (counted)',
+                                      'complexity level (MFLOPs at 224x224)')):
+        ax.set_title(title, fontsize=9)
+        ax.set(xlabel=xlabel, ylabel='images/s (batch 4, 800x1200)')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -309,11 +303,6 @@ def plot(merged: dict, path: str) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
-
-
-def _total_ms(breakdown: List[dict]) -> float:
-    """Sum of the parts' ms per batch, those on worker threads left out."""
-    return sum(p['ms_per_batch'] for p in breakdown if not p.get('parallel'))
 
 
 def _breakdown_lines(title: str, r: dict, with_macs: bool) -> List[str]:
@@ -328,16 +317,16 @@ def _breakdown_lines(title: str, r: dict, with_macs: bool) -> List[str]:
              + (f" ({inter['median']:.2f}x interleaved, range "
                 f"{inter['min']:.2f}-{inter['max']:.2f})" if inter else '')
              + f"; {_giga(r['macs_per_batch'])} GMACs/batch"
-             + (f" at {_percent(r['gemm_fraction'])} of the GEMM rate"
+             + (f" at {fmt(r['gemm_fraction'], '.0%')} of the GEMM rate"
                 if r.get('gemm_fraction') else '') + '.', '']
     macs = ['GMACs / batch', 'GMAC/s', 'of GEMM'] if with_macs else []
     lines += markdown_table(['Part', 'ms / batch', 'share'] + macs, (
         [f"({p['part']})" if p.get('parallel') else p['part'],
          f"{p['ms_per_batch']:.1f}", f"{100 * p['share']:.1f}%"] + (
             [_giga(p.get('macs_per_batch'), '.2f'),
-             _giga(p.get('macs_per_s')), _percent(p.get('gemm_fraction'))]
+             _giga(p.get('macs_per_s')), fmt(p.get('gemm_fraction'), '.0%')]
             if with_macs else []) for p in r['breakdown'])) + [
-        f"| **total** | {_total_ms(r['breakdown']):.1f} | 100% |"
+        f"| **total** | {_total_ms(r):.1f} | 100% |"
         + (' | | |' if with_macs else '')]
     if with_macs and r.get('top_ops'):
         lines += ['', 'Slowest operators (torch.profiler, same step; '
@@ -346,6 +335,12 @@ def _breakdown_lines(title: str, r: dict, with_macs: bool) -> List[str]:
                 [f"`{op['name']}`", f"{op['self_ms']:.1f}", str(op['calls'])]
                 for op in r['top_ops']))
     return lines
+
+
+def _total_ms(result: dict) -> float:
+    """Sum of the parts' ms per batch, those on worker threads left out."""
+    return sum(p['ms_per_batch'] for p in result['breakdown']
+               if not p.get('parallel'))
 
 
 def breakdown_markdown(benchmark: dict) -> str:
@@ -381,5 +376,5 @@ def breakdown_markdown(benchmark: dict) -> str:
             ['Config', *parts, 'total'], ([r['name']] + [fmt(
                 {p['part']: p['ms_per_batch'] for p in r['breakdown']}.get(
                     part), '.0f') for part in parts]
-                + [f"{_total_ms(r['breakdown']):.0f}"] for r in results))
+                + [f'{_total_ms(r):.0f}'] for r in results))
     return '\n'.join(lines) + '\n'

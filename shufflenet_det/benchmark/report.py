@@ -1,12 +1,10 @@
 """Table 7 of the ShuffleNet V2 paper from this project's measurements.
 
 Merges the benchmark's records (``tools/benchmark.py``: the main run, and
-the plain, bf16 and ONNX-runtime runs), COCO metrics JSONs
-(``tools/test.py --metrics-out``) and the complexity table
-(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row
-per backbone family, one column per complexity level, our number beside the
-paper's, and flat rows for the other runs. A number this project did not
-measure is shown as ``MISSING`` and stored as ``null``; nothing is filled in.
+the plain, bf16 and ONNX-runtime runs), COCO metrics JSONs and the
+complexity table into the paper's layout, ours beside the paper's, and
+writes it (:mod:`.render`). A number this project did not measure is shown
+as ``MISSING`` and stored as ``null``; nothing is filled in.
 """
 import json
 import os
@@ -35,14 +33,12 @@ def metrics_cells(paths: Sequence[str],
     """COCO metrics per Table 7 cell.
 
     Args:
-        paths (Sequence[str]): ``tools/test.py --metrics-out`` files:
-            ``{"config": ..., "checkpoint": ..., "metrics": {...}}``.
+        paths (Sequence[str]): ``tools/test.py --metrics-out`` files.
         backbone_of (Callable, optional): config path -> backbone cfg.
             Default: read the config with mmengine.
 
     Returns:
-        dict: ``(family, level) -> {"mmap": percent, "metrics": {...},
-        "file": path, "config": ...}``.
+        dict: ``(family, level) -> dict(mmap=percent, metrics, file, config)``.
 
     Raises:
         ValueError: If a file lacks ``config`` or ``metrics['coco/bbox_mAP']``,
@@ -109,18 +105,13 @@ def _speeds(result: Optional[dict], peer: Optional[dict],
 
 
 def beside_main(main: dict, other: Optional[dict]) -> Optional[dict]:
-    """Another run (plain, bf16, an ONNX runtime) beside the main run.
-
-    Returns:
-        dict | None: ``backend``, ``deploy``, ``skipped`` (why it was not
-        run), ``date``, ``command``, ``load_average`` (start, end) and
-        ``rows``, one per cell the other run measured: ``family``,
-        ``level``; ``ours``, ``peer`` (images/s medians), ``ratio``,
-        ``interleaved``, ``torch`` (ours deployed in PyTorch, runtime runs),
-        ``detections_equal``, ``skipped_step`` (why a precision step left
-        the model unchanged) of the other run; ``main_ours``,
-        ``main_peer``, ``main_ratio``, ``main_interleaved`` of the main.
-    """
+    """Another run (plain, bf16, an ONNX runtime) beside the main run: its
+    ``backend``, ``deploy``, ``skipped`` (why it was not run), ``date``,
+    ``command``, ``load_average`` (start, end) and ``rows``, one per cell
+    it measured: ``family``, ``level``, :func:`_speeds` of both runs (those
+    of the main run prefixed ``main_``), ``torch`` (ours deployed in
+    PyTorch, runtime runs), ``detections_equal`` and ``skipped_step`` (why
+    a precision step left the model unchanged). None without ``other``."""
     if not other:
         return None
     env, main_cells = other.get('environment') or {}, by_cell(main)
@@ -139,33 +130,6 @@ def beside_main(main: dict, other: Optional[dict]) -> Optional[dict]:
                 command=env.get('command'),
                 load_average=(env.get('load_average'),
                               env.get('load_average_end')), rows=rows)
-
-
-def other_runs(main: dict, runs: Sequence[dict]) -> dict:
-    """The other runs beside the main one (:func:`beside_main`), told apart
-    by their settings: ``plain`` (no deploy steps; else the plain timing of
-    a schema-2 main run), ``bf16`` (the bf16 step), ``backends`` (a list:
-    ONNX runtimes).
-
-    Raises:
-        ValueError: For a PyTorch run that is none of these.
-    """
-    plain, bf16, backends = legacy_plain(main), None, []
-    for record in runs:
-        settings = record.get('settings') or {}
-        deploy = settings.get('deploy') or []
-        if settings.get('backend', 'torch') != 'torch':
-            backends.append(beside_main(main, record))
-        elif 'bf16' in deploy:
-            bf16 = record
-        elif not deploy:
-            plain = record
-        else:
-            raise ValueError(f'table7: a run with deploy steps {deploy} on '
-                             'PyTorch is neither plain (none), bf16 nor '
-                             'another runtime; give it as --benchmark')
-    return dict(plain=beside_main(main, plain), bf16=beside_main(main, bf16),
-                backends=backends)
 
 
 def _ours(bench: dict, metrics: dict, complexity: dict) -> dict:
@@ -191,18 +155,36 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
         benchmark (dict, optional): The main run's record.
         metrics, complexity (dict): :func:`metrics_cells`,
             :func:`complexity_cells`.
-        runs (Sequence[dict]): Records of other runs (plain, bf16, ONNX
-            runtimes), told apart by :func:`other_runs`.
+        runs (Sequence[dict]): Records of other runs, told apart by their
+            settings: plain (no deploy steps), bf16 (the bf16 step), ONNX
+            runtimes (another backend).
 
     Returns:
         dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``,
         unmeasured values None), ``unplaced`` (configs that are no Table 7
-        cell, or failed), ``plain``, ``bf16`` and ``backends``
-        (:func:`other_runs`), and ``environment``, ``settings``, ``gemm``,
-        ``peer`` of the main run.
+        cell, or failed), ``plain``, ``bf16``, ``backends`` (a list) by
+        :func:`beside_main`, and the main run's ``environment``,
+        ``settings``, ``gemm`` and ``peer``.
+
+    Raises:
+        ValueError: For a PyTorch run that is neither plain nor bf16.
     """
-    benchmark = benchmark or {}
-    speed = by_cell(benchmark)
+    main = benchmark or {}
+    plain, bf16, backends = legacy_plain(main), None, []
+    for run in runs:
+        settings = run.get('settings') or {}
+        deploy = settings.get('deploy') or []
+        if settings.get('backend', 'torch') != 'torch':
+            backends.append(beside_main(main, run))
+        elif 'bf16' in deploy:
+            bf16 = run
+        elif not deploy:
+            plain = run
+        else:
+            raise ValueError(f'table7: a run with deploy steps {deploy} on '
+                             'PyTorch is neither plain (none), bf16 nor '
+                             'another runtime; give it as --benchmark')
+    speed = by_cell(main)
     cells = {family: {level: dict(
         ours=_ours(speed.get((family, level), {}),
                    metrics.get((family, level), {}),
@@ -212,12 +194,11 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
         for level in LEVELS} for family in FAMILIES}
     unplaced = [{key: r.get(key) for key in ('name', 'config', 'error',
                                              'images_per_s')}
-                for r in benchmark.get('results', [])
-                if r not in speed.values()]
+                for r in main.get('results', []) if r not in speed.values()]
     return dict(cells=cells, unplaced=unplaced,
-                **other_runs(benchmark, runs),
-                **{key: benchmark.get(key)
-                   for key in ('environment', 'settings', 'gemm', 'peer')})
+                plain=beside_main(main, plain), bf16=beside_main(main, bf16),
+                backends=backends, **{key: main.get(key) for key in (
+                    'environment', 'settings', 'gemm', 'peer')})
 
 
 def write_report(out_dir: str, benchmark: Optional[dict],
