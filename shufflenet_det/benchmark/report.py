@@ -1,12 +1,10 @@
 """Table 7 of the ShuffleNet V2 paper from this project's measurements.
 
 Merges the benchmark's records (``tools/benchmark.py``: the main run, and
-the plain, bf16 and ONNX-runtime runs), COCO metrics JSONs
-(``tools/test.py --metrics-out``) and the complexity table
-(:mod:`shufflenet_det.analysis.complexity`) into the paper's layout: one row
-per backbone family, one column per complexity level, our number beside the
-paper's, and flat rows for the other runs. A number this project did not
-measure is shown as ``MISSING`` and stored as ``null``; nothing is filled in.
+the plain, bf16 and ONNX-runtime runs), COCO metrics JSONs and the
+complexity table into the paper's layout, ours beside the paper's, and
+writes it (:mod:`.render`). A number this project did not measure is shown
+as ``MISSING`` and stored as ``null``; nothing is filled in.
 """
 import json
 import os
@@ -18,7 +16,7 @@ from shufflenet_det.engine.atomic_io import (atomic_write_bytes,
 from shufflenet_det.paper import FAMILIES, LEVELS, PAPER_TABLE7
 from shufflenet_det.table7 import MMAP_KEY, place
 
-from .render import breakdown_markdown, to_markdown
+from .render import breakdown_markdown, dig, plot, to_markdown
 
 
 def load_json(path: str) -> dict:
@@ -35,14 +33,12 @@ def metrics_cells(paths: Sequence[str],
     """COCO metrics per Table 7 cell.
 
     Args:
-        paths (Sequence[str]): ``tools/test.py --metrics-out`` files:
-            ``{"config": ..., "checkpoint": ..., "metrics": {...}}``.
+        paths (Sequence[str]): ``tools/test.py --metrics-out`` files.
         backbone_of (Callable, optional): config path -> backbone cfg.
             Default: read the config with mmengine.
 
     Returns:
-        dict: ``(family, level) -> {"mmap": percent, "metrics": {...},
-        "file": path, "config": ...}``.
+        dict: ``(family, level) -> dict(mmap=percent, metrics, file, config)``.
 
     Raises:
         ValueError: If a file lacks ``config`` or ``metrics['coco/bbox_mAP']``,
@@ -76,16 +72,6 @@ def complexity_cells() -> Dict[tuple, dict]:
             for row in table7_complexity()}
 
 
-def _median(result: Optional[dict]) -> Optional[float]:
-    return ((result or {}).get('images_per_s') or {}).get('median')
-
-
-def _ratio(result: Optional[dict]) -> Optional[float]:
-    """The interleaved ours / peer median of a result."""
-    return (((result or {}).get('interleaved') or {}).get('ratio')
-            or {}).get('median')
-
-
 def by_cell(record: Optional[dict]) -> Dict[tuple, dict]:
     """``(family, level) -> result`` of a run's measured Table 7 configs."""
     return {(r['table7']['family'], r['table7']['level']): r
@@ -93,13 +79,13 @@ def by_cell(record: Optional[dict]) -> Dict[tuple, dict]:
             if r.get('table7') and 'images_per_s' in r}
 
 
-def legacy_plain(record: Optional[dict]) -> Optional[dict]:
+def legacy_plain(record: dict) -> Optional[dict]:
     """Schema 2 timed the plain model inside the main run (``eager``, the
     peer's ``shipped``): that timing as a run of its own (``--deploy
     none``), as schema 3 records it."""
     results = [dict(r, **r['eager'], peer_ratio=r.get('eager_peer_ratio'))
-               for r in (record or {}).get('results', []) if r.get('eager')]
-    shipped = ((record or {}).get('peer') or {}).get('shipped')
+               for r in record.get('results', []) if r.get('eager')]
+    shipped = dig(record, 'peer', 'shipped')
     if not results or not shipped:
         return None
     return dict(record, run='plain', results=results,
@@ -107,67 +93,41 @@ def legacy_plain(record: Optional[dict]) -> Optional[dict]:
                 peer=dict(record['peer'], **shipped))
 
 
-def classify(main: Optional[dict], runs: Sequence[dict]) -> dict:
-    """The other runs of the report, by their settings: ``plain`` (no
-    deploy steps), ``bf16`` (the bf16 step) and ``backends`` (ONNX
-    runtimes).
-
-    Raises:
-        ValueError: For a PyTorch run that is none of these.
-    """
-    out = dict(plain=legacy_plain(main), bf16=None, backends=[])
-    for record in runs:
-        settings = record.get('settings') or {}
-        deploy = settings.get('deploy') or []
-        if settings.get('backend', 'torch') != 'torch':
-            out['backends'].append(record)
-        elif 'bf16' in deploy:
-            out['bf16'] = record
-        elif not deploy:
-            out['plain'] = record
-        else:
-            raise ValueError(f'table7: a run with deploy steps {deploy} on '
-                             'PyTorch is neither plain (none), bf16 nor '
-                             'another runtime; give it as --benchmark')
-    return out
+def _speeds(result: Optional[dict], peer: Optional[dict],
+            prefix: str = '') -> dict:
+    """Images/s medians of ours and the peer, ours / peer and its
+    interleaved median, keyed ``{prefix}ours`` etc."""
+    return {prefix + 'ours': dig(result, 'images_per_s', 'median'),
+            prefix + 'peer': dig(peer, 'images_per_s', 'median'),
+            prefix + 'ratio': dig(result, 'peer_ratio'),
+            prefix + 'interleaved': dig(result, 'interleaved', 'ratio',
+                                        'median')}
 
 
-def beside_main(main: Optional[dict], other: Optional[dict]
-                ) -> Optional[dict]:
-    """Another run (plain, bf16, an ONNX runtime) beside the main run.
-
-    Returns:
-        dict | None: ``backend``, ``deploy``, ``skipped`` (why it was not
-        run), ``date``, ``command``, ``load_average`` (start, end) and
-        ``rows``, one per cell the other run measured: ``family``,
-        ``level``; ``ours``, ``peer`` (images/s medians), ``ratio``,
-        ``interleaved``, ``torch`` (ours deployed in PyTorch, runtime runs),
-        ``detections_equal``, ``skipped_step`` (why a precision step left
-        the model unchanged) of the other run; ``main_ours``,
-        ``main_peer``, ``main_ratio``, ``main_interleaved`` of the main.
-    """
+def beside_main(main: dict, other: Optional[dict]) -> Optional[dict]:
+    """Another run (plain, bf16, an ONNX runtime) beside the main run: its
+    ``backend``, ``deploy``, ``skipped`` (why it was not run), ``date``,
+    ``command``, ``load_average`` (start, end) and ``rows``, one per cell
+    it measured: ``family``, ``level``, :func:`_speeds` of both runs (those
+    of the main run prefixed ``main_``), ``torch`` (ours deployed in
+    PyTorch, runtime runs), ``detections_equal`` and ``skipped_step`` (why
+    a precision step left the model unchanged). None without ``other``."""
     if not other:
         return None
-    env, settings = other.get('environment') or {}, other['settings']
-    main_cells = by_cell(main)
-    rows = []
-    for (family, level), result in by_cell(other).items():
-        base = main_cells.get((family, level))
-        deploy = result.get('deploy') or {}
-        rows.append(dict(
-            family=family, level=level, ours=_median(result),
-            peer=_median(other.get('peer')), ratio=result.get('peer_ratio'),
-            interleaved=_ratio(result),
-            torch=_median(result.get('torch_deployed')),
-            detections_equal=(result.get('detections') or {}).get('equal'),
-            skipped_step=next((deploy[s]['skipped'] for s in ('bf16', 'fp16')
-                               if 'skipped' in deploy.get(s, {})), None),
-            main_ours=_median(base), main_peer=_median((main or {}).get(
-                'peer')), main_ratio=(base or {}).get('peer_ratio'),
-            main_interleaved=_ratio(base)))
-    return dict(backend=settings.get('backend', 'torch'),
-                deploy=settings.get('deploy'), skipped=other.get('skipped'),
-                date=env.get('date'), command=env.get('command'),
+    env, main_cells = other.get('environment') or {}, by_cell(main)
+    rows = [dict(family=family, level=level,
+                 **_speeds(result, other.get('peer')),
+                 torch=dig(result, 'torch_deployed', 'images_per_s', 'median'),
+                 detections_equal=dig(result, 'detections', 'equal'),
+                 skipped_step=(dig(result, 'deploy', 'bf16', 'skipped')
+                               or dig(result, 'deploy', 'fp16', 'skipped')),
+                 **_speeds(main_cells.get((family, level)), main.get('peer'),
+                           'main_'))
+            for (family, level), result in by_cell(other).items()]
+    return dict(backend=other['settings'].get('backend', 'torch'),
+                deploy=other['settings'].get('deploy'),
+                skipped=other.get('skipped'), date=env.get('date'),
+                command=env.get('command'),
                 load_average=(env.get('load_average'),
                               env.get('load_average_end')), rows=rows)
 
@@ -177,11 +137,11 @@ def _ours(bench: dict, metrics: dict, complexity: dict) -> dict:
     return dict(
         mmap=metrics.get('mmap'), images_per_s=bench.get('images_per_s'),
         peer_ratio=bench.get('peer_ratio'),
-        peer_ratio_interleaved=(bench.get('interleaved') or {}).get('ratio'),
+        peer_ratio_interleaved=dig(bench, 'interleaved', 'ratio'),
         macs_per_batch=bench.get('macs_per_batch'),
         gemm_fraction=bench.get('gemm_fraction'),
         equivalence_ok=bench.get('equivalence_ok'),
-        detections_equal=(bench.get('detections') or {}).get('equal'),
+        detections_equal=dig(bench, 'detections', 'equal'),
         config=bench.get('config') or metrics.get('config'),
         mflops=complexity.get('mflops'), mparams=complexity.get('mparams'))
 
@@ -195,84 +155,50 @@ def merge(benchmark: Optional[dict], metrics: Dict[tuple, dict],
         benchmark (dict, optional): The main run's record.
         metrics, complexity (dict): :func:`metrics_cells`,
             :func:`complexity_cells`.
-        runs (Sequence[dict]): Records of other runs (plain, bf16, ONNX
-            runtimes), told apart by :func:`classify`.
+        runs (Sequence[dict]): Records of other runs, told apart by their
+            settings: plain (no deploy steps), bf16 (the bf16 step), ONNX
+            runtimes (another backend).
 
     Returns:
         dict: ``cells`` (``family -> level -> {ours: {...}, paper: {...}}``,
         unmeasured values None), ``unplaced`` (configs that are no Table 7
-        cell, or failed), ``plain``, ``bf16`` and ``backends`` (the other
-        runs, :func:`beside_main`), and ``environment``, ``settings``,
-        ``gemm``, ``peer`` of the main run.
+        cell, or failed), ``plain``, ``bf16``, ``backends`` (a list) by
+        :func:`beside_main`, and the main run's ``environment``,
+        ``settings``, ``gemm`` and ``peer``.
+
+    Raises:
+        ValueError: For a PyTorch run that is neither plain nor bf16.
     """
-    benchmark = benchmark or {}
-    other = classify(benchmark, runs)
-    speed = by_cell(benchmark)
-    unplaced = [dict(name=r.get('name'), config=r.get('config'),
-                     error=r.get('error'), images_per_s=r.get('images_per_s'))
-                for r in benchmark.get('results', [])
-                if r not in speed.values()]
+    main = benchmark or {}
+    plain, bf16, backends = legacy_plain(main), None, []
+    for run in runs:
+        settings = run.get('settings') or {}
+        deploy = settings.get('deploy') or []
+        if settings.get('backend', 'torch') != 'torch':
+            backends.append(beside_main(main, run))
+        elif 'bf16' in deploy:
+            bf16 = run
+        elif not deploy:
+            plain = run
+        else:
+            raise ValueError(f'table7: a run with deploy steps {deploy} on '
+                             'PyTorch is neither plain (none), bf16 nor '
+                             'another runtime; give it as --benchmark')
+    speed = by_cell(main)
     cells = {family: {level: dict(
         ours=_ours(speed.get((family, level), {}),
                    metrics.get((family, level), {}),
                    complexity.get((family, level), {})),
-        paper=dict(mmap=PAPER_TABLE7[family]['mmap'][level],
-                   gpu_images_per_s=PAPER_TABLE7[family]['gpu_images_per_s'][
-                       level])) for level in LEVELS} for family in FAMILIES}
+        paper={key: PAPER_TABLE7[family][key][level]
+               for key in ('mmap', 'gpu_images_per_s')})
+        for level in LEVELS} for family in FAMILIES}
+    unplaced = [{key: r.get(key) for key in ('name', 'config', 'error',
+                                             'images_per_s')}
+                for r in main.get('results', []) if r not in speed.values()]
     return dict(cells=cells, unplaced=unplaced,
-                plain=beside_main(benchmark, other['plain']),
-                bf16=beside_main(benchmark, other['bf16']),
-                backends=[beside_main(benchmark, b)
-                          for b in other['backends']],
-                environment=benchmark.get('environment'),
-                settings=benchmark.get('settings'),
-                gemm=benchmark.get('gemm'), peer=benchmark.get('peer'))
-
-
-def plot(merged: dict, path: str) -> bool:
-    """Speed vs MFLOPs, one line per family: ours (left), paper GPU (right).
-
-    Returns:
-        bool: False (no file written) when no speed was measured.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    env = merged.get('environment') or {}
-    fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(11, 4.2))
-    any_point = False
-    for family in FAMILIES:
-        xs, ys, pxs, pys = [], [], [], []
-        for level in LEVELS:
-            cell = merged['cells'][family][level]
-            nominal = float(level.rstrip('M'))
-            mflops = cell['ours']['mflops']
-            if cell['ours']['images_per_s']:
-                xs.append(mflops if mflops is not None else nominal)
-                ys.append(cell['ours']['images_per_s']['median'])
-            pxs.append(nominal)
-            pys.append(cell['paper']['gpu_images_per_s'])
-        if xs:
-            any_point = True
-            ax_ours.plot(xs, ys, marker='o', label=family)
-        ax_paper.plot(pxs, pys, marker='s', linestyle='--', label=family)
-    if not any_point:
-        plt.close(fig)
-        return False
-    ax_ours.set_title(f"This project: {env.get('device', '?')}, "
-                      f"{env.get('torch_threads', '?')} threads", fontsize=9)
-    ax_paper.set_title('Paper, Table 7 (GPU)', fontsize=9)
-    ax_ours.set_xlabel('backbone MFLOPs at 224x224 (counted)')
-    ax_paper.set_xlabel('complexity level (MFLOPs at 224x224)')
-    for ax in (ax_ours, ax_paper):
-        ax.set_ylabel('images/s (batch 4, 800x1200)')
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+                plain=beside_main(main, plain), bf16=beside_main(main, bf16),
+                backends=backends, **{key: main.get(key) for key in (
+                    'environment', 'settings', 'gemm', 'peer')})
 
 
 def write_report(out_dir: str, benchmark: Optional[dict],
@@ -287,9 +213,8 @@ def write_report(out_dir: str, benchmark: Optional[dict],
     merged = merge(benchmark, metrics, complexity, runs)
     paths = dict(json=osp.join(out_dir, 'table7.json'),
                  markdown=osp.join(out_dir, 'table7.md'))
-    png = osp.join(out_dir, 'table7.png')
-    if plot(merged, png):
-        paths['plot'] = png
+    if plot(merged, osp.join(out_dir, 'table7.png')):
+        paths['plot'] = osp.join(out_dir, 'table7.png')
     text = to_markdown(merged, 'table7.png' if 'plot' in paths else None)
     atomic_write_bytes(text.encode('utf-8'), paths['markdown'])
     atomic_write_json(merged, paths['json'])
