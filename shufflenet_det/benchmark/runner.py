@@ -21,6 +21,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from shufflenet_det.analysis.macs import MacCounter
+from shufflenet_det.analysis.parts import (DETECTOR_PARTS, PartTimer,
+                                           breakdown)
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
 from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
@@ -32,7 +34,6 @@ from shufflenet_det.measure import (cuda_fp32, environment, gemm_rate,
 from shufflenet_det.paper import FAMILIES
 from shufflenet_det.table7 import FOCUS_CELL, table7_cell
 
-from .parts import DETECTOR_PARTS, PartTimer, breakdown
 from .peer import PEER_NAME, Peer
 
 SCHEMA = 'shufflenet_det.benchmark/3'
@@ -266,16 +267,7 @@ class Runner:
             if macs and row['ms_per_batch'] > 0:
                 row['macs_per_batch'] = macs
                 row['macs_per_s'] = macs / (row['ms_per_batch'] / 1e3)
-        result['top_ops'] = top_operators(timer.profile)
-
-
-def top_operators(prof, limit: int = 15) -> List[dict]:
-    """The operators with the largest self time in a profiler run:
-    ``name``, ``self_ms`` (CPU, or device time on CUDA), ``calls``."""
-    rows = [dict(name=e.key, calls=e.count, self_ms=(getattr(
-        e, 'self_device_time_total', 0) or e.self_cpu_time_total) / 1e3)
-        for e in prof.key_averages()]
-    return sorted(rows, key=lambda r: r['self_ms'], reverse=True)[:limit]
+        result['top_ops'] = timer.top_operators()
 
 
 def interleaved_ratio(step: Callable[[], object],

@@ -56,8 +56,8 @@ class PartTimer:
         parallel (set[str]): Labels timed on worker threads (e.g. per-image
             NMS run concurrently); their time overlaps the enclosing part's
             and is not subtracted from it.
-        profile (torch.profiler.profile): The profiler, for its operator
-            table.
+        profile (torch.profiler.profile): The profiler (see
+            :meth:`top_operators`).
     """
 
     def __init__(self, model, parts: Sequence[Tuple[str, str, str]] =
@@ -138,6 +138,14 @@ class PartTimer:
             self.seconds[label] += (end - start) / 1e6
             self.calls[label] += 1
             stack.append([label, end])
+
+    def top_operators(self, limit: int = 15) -> List[dict]:
+        """The operators with the largest self time in the profiled call:
+        ``name``, ``self_ms`` (CPU, or device time on CUDA), ``calls``."""
+        rows = [dict(name=e.key, calls=e.count, self_ms=(getattr(
+            e, 'self_device_time_total', 0) or e.self_cpu_time_total) / 1e3)
+            for e in self.profile.key_averages()]
+        return sorted(rows, key=lambda r: r['self_ms'], reverse=True)[:limit]
 
     def _nms_label(self, start, end, thread, main, stack,
                    main_parts) -> str:
