@@ -18,6 +18,7 @@ central directory" for a truncated checkpoint, for instance)::
 ``--debug`` shows the traceback instead.
 """
 import glob
+import os
 import os.path as osp
 import sys
 import zipfile
@@ -47,7 +48,6 @@ def parse_launcher_args(parser, argv: Optional[list] = None):
     ``--local_rank``) and ``--debug``, parse, and export ``LOCAL_RANK`` as
     ``torch.distributed.launch`` expects (``tools/train.py``,
     ``tools/test.py``)."""
-    import os
     parser.add_argument('--launcher', default='none', help='job launcher',
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

@@ -25,6 +25,8 @@ from shufflenet_det.analysis.parts import (DETECTOR_PARTS, PartTimer,
                                            breakdown)
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
+from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
+from shufflenet_det.deploy.onnx import onnx_step
 from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
                                           verify_parts)
 from shufflenet_det.engine.atomic_io import atomic_write_json
@@ -42,7 +44,7 @@ SCHEMA = 'shufflenet_det.benchmark/3'
 #: peer exported to ONNX and run on the same runtime (same deploy steps,
 #: same threads; :func:`shufflenet_det.deploy.onnx.onnx_step`,
 #: :func:`.peer.peer_onnx_step`).
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
+BACKENDS = ('torch', *ONNX_BACKENDS)
 
 #: ``rel_diff`` above which a deployed part counts as not equivalent.
 EQUIVALENCE_TOLERANCE = 1e-3
@@ -136,7 +138,6 @@ class Detector:
                                img_size=list(data['inputs'][0].shape[-2:]))
 
         def on_backend(backend, precision):
-            from shufflenet_det.deploy.onnx import onnx_step
             return onnx_step(model, data, backend, precision)
 
         return model, detector_step(model, data, device), on_backend
