@@ -20,7 +20,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 
-
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels (CUDA), so that wall time covers them; a
     no-op on CPU. ``device``: a ``torch.device`` or its string."""
