@@ -213,8 +213,9 @@ def write_report(out_dir: str, benchmark: Optional[dict],
     merged = merge(benchmark, metrics, complexity, runs)
     paths = dict(json=osp.join(out_dir, 'table7.json'),
                  markdown=osp.join(out_dir, 'table7.md'))
-    if plot(merged, osp.join(out_dir, 'table7.png')):
-        paths['plot'] = osp.join(out_dir, 'table7.png')
+    png = osp.join(out_dir, 'table7.png')
+    if plot(merged, png):
+        paths['plot'] = png
     text = to_markdown(merged, 'table7.png' if 'plot' in paths else None)
     atomic_write_bytes(text.encode('utf-8'), paths['markdown'])
     atomic_write_json(merged, paths['json'])
