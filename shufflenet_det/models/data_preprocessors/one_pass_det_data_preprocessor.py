@@ -56,8 +56,9 @@ class OnePassDetDataPreprocessor(DetDataPreprocessor):
         div = self.pad_size_divisor
         height = math.ceil(max(t.shape[1] for t in inputs) / div) * div
         width = math.ceil(max(t.shape[2] for t in inputs) / div) * div
+        # On the model's device: cast_data has moved the images there.
         batch = torch.full((len(inputs), height, width, 3),
-                           float(self.pad_value))
+                           float(self.pad_value), device=self.device)
         if self._enable_normalize:
             mean, std = self.mean.view(1, 1, 3), self.std.view(1, 1, 3)
         for i, image in enumerate(inputs):
