@@ -135,3 +135,34 @@ def test_bad_arguments_are_named():
         GridPSRoIAlign(7, 1 / 32., 2, mode='median')
     with pytest.raises(ValueError, match='sampling_ratio.*0'):
         GridPSRoIAlign(7, 1 / 32., 0)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('autocast', [False, True])
+def test_sampling_grid_stays_float32_in_reduced_precision(dtype, autocast):
+    """A float16/bfloat16 map (the fp16/bf16 deploy steps; CPU autocast
+    for ``--amp``) is sampled at float32 positions: the result equals the
+    float32 pooling of the same (upcast) map up to the output's rounding.
+    With the grid in the map's dtype, positions near x = 1000 px are off by
+    up to 8 px in bfloat16 (half a bin at stride 16), which this map (a
+    sine of period 3 feature px) turns into errors of about 1."""
+    layer = GridPSRoIAlign(7, 1 / 16, 2, mode='max', aligned=False)
+    height, width = 50, 80  # an 800 x 1280 image at stride 16
+    x = torch.arange(width, dtype=torch.float32)
+    y = torch.arange(height, dtype=torch.float32)[:, None]
+    feat = torch.sin(x * 2.1 + y * 0.7).expand(1, 490, height, width)
+    feat = feat + torch.linspace(0, 0.5, 490)[None, :, None, None]
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(64, 2, generator=gen) * torch.tensor([500., 300.])
+    wh = torch.rand(64, 2, generator=gen) * 200 + 30
+    rois = torch.cat([torch.zeros(64, 1), xy + torch.tensor([700., 450.]),
+                      xy + torch.tensor([700., 450.]) + wh], 1)
+    low = feat.to(dtype)
+    expected = layer(low.float(), rois)
+    if autocast:
+        with torch.autocast('cpu', dtype=dtype):
+            got = layer(low, rois)
+    else:  # the deploy steps: a reduced-precision map, float32 boxes
+        got = layer(low, rois)
+    assert got.dtype == dtype
+    assert float((got.float() - expected).abs().max()) <= 1e-2

@@ -125,7 +125,11 @@ class PSRoIExtractor(BaseRoIExtractor):
             return feat.new_zeros(0, self.out_channels, *self.output_size)
         if roi_scale_factor is not None:
             rois = self.roi_rescale(rois, roi_scale_factor)
-        return self.roi_layers[0](feat, rois.to(feat.dtype))
+        layer = self.roi_layers[0]
+        # GridPSRoIAlign keeps RoIs and sampling grid in float32 (at least)
+        # whatever the map's dtype; torchvision's ops need the map's dtype.
+        return layer(feat, rois if isinstance(layer, GridPSRoIAlign) else
+                     rois.to(feat.dtype))
 
     def check_export(self) -> None:
         """Raise :class:`ExportError` unless the RoI layer has a batched,
