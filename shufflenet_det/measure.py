@@ -269,3 +269,53 @@ def environment(device: torch.device) -> dict:
             timespec='seconds'),
         command=shlex.join(['python'] + sys.argv),
         load_average=load_average())
+
+
+#: Instruction-set caps, lowest first: the environment that limits each
+#: kernel library to it, and the CPU flags it needs. PyTorch's own kernels
+#: follow ``ATEN_CPU_CAPABILITY``, oneDNN's (convolutions, and OpenVINO's
+#: CPU plugin) ``ONEDNN_MAX_CPU_ISA``, MKL's (PyTorch's fp32 GEMM)
+#: ``MKL_ENABLE_INSTRUCTIONS``; which of them change this machine's results
+#: is what :func:`kernel_fingerprints` under each cap shows.
+ISA_CAPS = {
+    'default': (dict(ATEN_CPU_CAPABILITY='default', ONEDNN_MAX_CPU_ISA='SSE41',
+                     MKL_ENABLE_INSTRUCTIONS='SSE4_2'), ('sse4_1', )),
+    'avx2': (dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2',
+                  MKL_ENABLE_INSTRUCTIONS='AVX2'), ('avx2', 'fma')),
+    'avx512': (dict(ATEN_CPU_CAPABILITY='avx512',
+                    ONEDNN_MAX_CPU_ISA='AVX512_CORE',
+                    MKL_ENABLE_INSTRUCTIONS='AVX512'),
+               ('avx512f', 'avx512bw', 'avx512vl', 'avx512dq')),
+}
+
+
+def supported_isa_caps() -> List[str]:
+    """The caps of :data:`ISA_CAPS` this CPU can run, lowest first."""
+    flags = set((cpuinfo_field('flags') or '').split())
+    return [name for name, (_, need) in ISA_CAPS.items()
+            if flags.issuperset(need)]
+
+
+def kernel_fingerprints() -> Dict[str, str]:
+    """A hash of the exact output of one kernel of each library: a
+    convolution (oneDNN), an fp32 matrix product (MKL) and a softmax of
+    exponentials (PyTorch's own vectorised kernels), on fixed inputs, plus
+    the ATen capability in use. Two environments whose hashes differ run
+    different kernels (or the same ones in another order)."""
+    import hashlib
+
+    def digest(t: torch.Tensor) -> str:
+        return hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()[:12]
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 24, 56, 56, generator=gen)
+    w = torch.randn(48, 24, 3, 3, generator=gen)
+    a = torch.randn(257, 1031, generator=gen)
+    b = torch.randn(1031, 263, generator=gen)
+    v = torch.randn(100003, generator=gen)
+    with torch.no_grad():
+        return dict(aten=torch.backends.cpu.get_cpu_capability(),
+                    conv_onednn=digest(torch.nn.functional.conv2d(
+                        x, w, padding=1)),
+                    gemm_mkl=digest(a @ b),
+                    softmax_aten=digest(v.exp().softmax(0)))

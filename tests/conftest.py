@@ -40,15 +40,26 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope='session')
 def deploy_check_checkpoint(tmp_path_factory):
     """Train :data:`DEPLOY_CHECK_CONFIG` once per session (minutes on 2 CPU
-    cores) and return the checkpoint path. Needs coco-mini."""
+    cores) and return the checkpoint path. Needs coco-mini.
+
+    Trained under the lowest instruction-set cap (``ISA_CAPS['default']``),
+    so that every x86 machine can make the same weights: natively, the
+    weights of an AVX2 and an AVX-512 run differ by up to 26 (2026-12-08,
+    AMD EPYC with AVX-512, 2 cores), while two runs under the lowest cap
+    were bit-identical; identity across CPUs could not be measured on one
+    machine. Inference in the tests runs natively."""
+    import os
     import subprocess
     import sys
+
+    from shufflenet_det.measure import ISA_CAPS
     if not (COCO_MINI / 'annotations/instances_train2017.json').is_file():
         pytest.skip(f'coco-mini not found at {COCO_MINI}')
     work = tmp_path_factory.mktemp('deploy_check')
     out = subprocess.run([sys.executable, str(REPO / 'tools/train.py'),
                           str(DEPLOY_CHECK_CONFIG), '--work-dir',
                           str(work / 'train')], cwd=REPO,
+                         env={**os.environ, **ISA_CAPS['default'][0]},
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return work / 'train/iter_150.pth'

@@ -5,10 +5,12 @@ when installed).
 
 Parity (issues 11, 19): matched detections have the same label, boxes
 within 0.5 px and scores within 1e-3; a detection on one side only must be
-a boundary case that :func:`compare_at_boundaries` names (an IoU within
+a near-tie that the package's one equivalence contract names
+(:func:`shufflenet_det.deploy.verify.compare_detections`: an IoU within
 IOU_EPS of an NMS threshold, a score tie within TIE_EPS, a cut, or a
 near-tie at the RPN's proposal cut, checked against PyTorch's own
-candidates); anything else, and any box PyTorch never computes, fails.
+recomputed candidates); anything else, and any box PyTorch never computes,
+fails.
 """
 import copy
 import subprocess
@@ -67,16 +69,20 @@ def robust_images(model, batch, shape):
     return torch.stack(data['inputs'])
 
 
-def reference(model, images, shape):
-    """``model.test_step`` on (N, 3, H, W) uint8 images whose img_shape is
-    the input shape (the graph's convention)."""
+def as_batch(images, shape):
+    """(N, 3, H, W) uint8 images as a batch whose img_shape is the input
+    shape (the graph's convention)."""
     from mmdet.structures import DetDataSample
     samples = [DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape,
                                            scale_factor=(1., 1.)))
                for _ in images]
+    return dict(inputs=list(images), data_samples=samples)
+
+
+def reference(model, images, shape):
+    """``model.test_step`` on :func:`as_batch`."""
     with torch.no_grad():
-        return model.test_step(dict(inputs=list(images),
-                                    data_samples=samples))
+        return model.test_step(as_batch(images, shape))
 
 
 @pytest.fixture(scope='module')
@@ -134,9 +140,9 @@ def test_padded_outputs_and_equal_to_pytorch(tiny):
     # Another runtime, but no NMS decision near a threshold: every
     # detection matches (within the runtime tolerances).
     check = compare_detections(reference(model, images, (128, 160)),
-                               as_instances(dets, labels), BOX_TOL,
-                               SCORE_TOL)
-    assert check['equal'] and check['boundary_swaps'] == 0, check
+                               as_instances(dets, labels), box_tol=BOX_TOL,
+                               score_tol=SCORE_TOL)
+    assert check['equal'] and not check['explained'], check
     assert check['matched'] == check['detections'] > 0, check
 
 
@@ -166,7 +172,7 @@ def test_eager_wrapper_equals_model_with_batch_and_padding(eager_case):
     """LightHeadONNX in PyTorch (the NMS's eager twin) == model.test_step,
     including an input that is not a multiple of 32 (padded in-graph)."""
     check = eager_check(*eager_case)
-    assert check['equal'] and check['boundary_swaps'] == 0, check
+    assert check['equal'] and not check['explained'], check
     assert check['matched'] == check['detections'] == 200, check
 
 
@@ -296,215 +302,6 @@ def test_export_tool_other_families(tmp_path, family):
 # sets); without the hint this AMX CPU runs bf16 and labels change. No ISA
 # switch was found for ONNX Runtime (MLAS picks kernels from CPUID).
 
-#: Scores closer than this may come out in either order (measured
-#: differences above: two scores can swap when their gap is below the sum
-#: of their errors, < 1.4e-6).
-TIE_EPS = 2e-6
-#: An IoU within this of an NMS threshold may be decided either way: boxes
-#: move by < 0.00034 px between runtimes and the per-class NMS shifts them
-#: by up to 80 x 321 px, where float32 steps by 0.002 px; that moves the IoU
-#: of boxes of 4 px or more by < 1e-3.
-IOU_EPS = 1e-3
-#: Proposals past the RPN's ``max_per_img`` examined for near-ties.
-RPN_EXTRA = 8
-
-
-class _CandidateRecorder:
-    """Record the inputs of the R-CNN's final NMS (``topk_batched_nms`` in
-    ``LightHeadBBoxHead``): every (box, score, label) candidate, per image in
-    call order."""
-
-    def __enter__(self):
-        import shufflenet_det.models.bbox_heads.light_head_bbox_head as mod
-        self.calls, self._mod, self._orig = [], mod, mod.topk_batched_nms
-
-        def record(boxes, scores, labels, *args):
-            self.calls.append((boxes.detach().double(),
-                               scores.detach().double(), labels.detach()))
-            return self._orig(boxes, scores, labels, *args)
-        mod.topk_batched_nms = record
-        return self
-
-    def __exit__(self, *exc):
-        self._mod.topk_batched_nms = self._orig
-
-
-def _pool(result, call):
-    """A world's pre-NMS candidates that could reach the final top-k (score
-    no lower than the lowest final score - SCORE_TOL); fewer candidates
-    only make the check stricter."""
-    boxes, scores, labels = call
-    keep = scores >= float(result.pred_instances.scores.min()) - SCORE_TOL
-    return boxes[keep], scores[keep], labels[keep]
-
-
-def reference_worlds(model, images, shape):
-    """:func:`reference` plus what :func:`compare_at_boundaries` needs.
-
-    Per image, ``result`` (the ``DetDataSample``) and ``pools``: the
-    pre-NMS R-CNN candidates of PyTorch, first for its own proposals, then
-    for each other proposal set that a near-tie (<= TIE_EPS) at the RPN's
-    ``max_per_img`` cut allows (one proposal in, one out); ``rpn_ties``
-    lists those pairs ``(score in, score out)``.
-    """
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    rpn = model.rpn_head
-    outputs = []
-    hook = rpn.register_forward_hook(lambda m, a, o: outputs.append(o))
-    try:
-        with _CandidateRecorder() as rec:
-            results = reference(model, images, shape)
-    finally:
-        hook.remove()
-    assert len(rec.calls) == len(images), 'one NMS call per image expected'
-    cfg = copy.deepcopy(rpn.test_cfg)
-    cut = cfg.max_per_img
-    cfg.max_per_img = cut + RPN_EXTRA
-    with torch.no_grad():
-        proposals = rpn.predict_by_feat(
-            *outputs[0], batch_img_metas=[r.metainfo for r in results],
-            cfg=cfg, rescale=False)
-    worlds = []
-    for index, result in enumerate(results):
-        world = dict(result=result, pools=[_pool(result, rec.calls[index])],
-                     rpn_ties=[])
-        props, s = proposals[index], proposals[index].scores
-        if len(s) > cut and float(s[cut - 1] - s[cut]) <= TIE_EPS:
-            ins = [i for i in range(cut) if s[i] <= s[cut] + TIE_EPS]
-            outs = [j for j in range(cut, len(s))
-                    if s[j] >= s[cut - 1] - TIE_EPS]
-            for p in ins:
-                for q in outs:
-                    keep = torch.tensor([i for i in range(cut) if i != p] +
-                                        [q])
-                    keep = keep[s[keep].argsort(descending=True, stable=True)]
-                    sample = DetDataSample(metainfo=dict(
-                        img_shape=shape, ori_shape=shape,
-                        scale_factor=(1., 1.)))
-                    sample.proposals = InstanceData(
-                        bboxes=props.bboxes[keep], scores=s[keep],
-                        labels=props.labels[keep])
-                    with _CandidateRecorder() as alt, torch.no_grad():
-                        other = model.test_step(dict(
-                            inputs=[images[index]], data_samples=[sample]))
-                    world['pools'].append(_pool(other[0], alt.calls[0]))
-                    world['rpn_ties'].append((float(s[p]), float(s[q])))
-        worlds.append(world)
-    return worlds
-
-
-def compare_at_boundaries(worlds, candidate, iou_thr, max_per_img,
-                          box_tol=BOX_TOL, score_tol=SCORE_TOL):
-    """Match a runtime's detections with PyTorch's; explain every
-    difference by a boundary, or report it.
-
-    A reference and a candidate detection match when the labels are equal,
-    the boxes within ``box_tol`` px and the scores within ``score_tol``
-    (any order). A detection on one side only (X; the other side is Y) is
-    a *boundary* difference only for one of these reasons:
-
-    - ``rpn_cut``: its R-CNN candidate exists in PyTorch only for the other
-      proposal set of a near-tie at the RPN's ``max_per_img`` cut (see
-      :func:`reference_worlds`);
-    - ``iou``: Y holds a same-label box scored at least as high (-TIE_EPS)
-      whose IoU with it is within IOU_EPS of ``iou_thr`` (suppressed on one
-      side, not on the other);
-    - ``tie``: Y holds a same-label box within TIE_EPS in score with IoU
-      above ``iou_thr - IOU_EPS`` (NMS order of a score tie);
-    - ``cascade``: as ``iou`` with IoU above ``iou_thr - IOU_EPS``, where
-      that box is itself an explained one-side detection of Y;
-    - ``cut``: Y is full (``max_per_img``) and it scores no higher than Y's
-      lowest + TIE_EPS (displaced at the final cut).
-
-    A candidate detection that matches none of PyTorch's pre-NMS candidates
-    (for any allowed proposal set) is always a difference: a wrong box,
-    label or score cannot be explained by a boundary.
-
-    Returns:
-        dict: ``images``, ``detections`` (reference), ``matched``,
-        ``max_box_diff``, ``max_score_diff``, ``boundary`` (count per
-        reason), ``margins`` (per reason, the largest distance to the
-        boundary seen), ``differences`` (up to 10, ``(image, side, label,
-        score, box)``), ``num_differences`` and ``equal``.
-    """
-    from torchvision.ops import box_iou
-
-    from shufflenet_det.deploy.verify import _instances, match_detections
-    out = dict(images=len(worlds), detections=0, matched=0,
-               max_box_diff=0.0, max_score_diff=0.0, boundary={},
-               margins={}, differences=[], num_differences=0)
-
-    def note(reason, margin):
-        out['boundary'][reason] = out['boundary'].get(reason, 0) + 1
-        out['margins'][reason] = max(out['margins'].get(reason, 0.0),
-                                     margin)
-
-    def in_pool(box, score, label, pool):
-        b, s, lab = pool
-        return bool(((lab == label) & ((b - box).abs().amax(-1) <= box_tol)
-                     & ((s - score).abs() <= score_tol)).any())
-
-    for index, (world, cand) in enumerate(zip(worlds, candidate)):
-        sides = (_instances(world['result']), _instances(cand))
-        out['detections'] += len(sides[0][1])
-        only = match_detections(*sides, box_tol, score_tol, out)
-        pools = world['pools']
-        explained = ({}, {})
-        foreign = set()  # candidate detections PyTorch never computes
-        for side in (0, 1):
-            boxes, scores, labels = sides[side]
-            for k in only[side]:
-                found = [in_pool(boxes[k], scores[k], labels[k], p)
-                         for p in pools]
-                if side == 1 and not any(found):
-                    foreign.add(k)
-                elif (side == 1 and not found[0]) or \
-                        (side == 0 and not all(found)):
-                    explained[side][k] = 'rpn_cut'
-                    note('rpn_cut', 0.0)
-        changed = True
-        while changed:
-            changed = False
-            for side in (0, 1):
-                (xb, xs, xl), (yb, ys, yl) = sides[side], sides[1 - side]
-                for k in only[side]:
-                    if k in explained[side] or (side == 1 and k in foreign):
-                        continue
-                    ious = box_iou(xb[k:k + 1], yb)[0] if len(ys) else ys
-                    why = None
-                    for e in (yl == xl[k]).nonzero().view(-1).tolist():
-                        iou, gap = float(ious[e]), float(ys[e] - xs[k])
-                        if gap >= -TIE_EPS and abs(iou - iou_thr) <= IOU_EPS:
-                            why = ('iou', abs(iou - iou_thr))
-                        elif abs(gap) <= TIE_EPS and iou > iou_thr - IOU_EPS:
-                            why = ('tie', abs(gap))
-                        elif e in explained[1 - side] and gap >= -TIE_EPS \
-                                and iou > iou_thr - IOU_EPS:
-                            why = ('cascade', 0.0)
-                        if why:
-                            break
-                    if why is None and len(ys) >= max_per_img and \
-                            float(xs[k]) <= float(ys.min()) + TIE_EPS:
-                        why = ('cut', max(0.0, float(xs[k] - ys.min())))
-                    if why:
-                        explained[side][k] = why[0]
-                        note(*why)
-                        changed = True
-        for side, name in ((0, 'reference'), (1, 'candidate')):
-            boxes, scores, labels = sides[side]
-            for k in only[side]:
-                if k in explained[side]:
-                    continue
-                out['num_differences'] += 1
-                if len(out['differences']) < 10:
-                    out['differences'].append(
-                        (index, name, int(labels[k]), float(scores[k]),
-                         [round(float(v), 2) for v in boxes[k]]))
-    out['equal'] = out['num_differences'] == 0
-    return out
-
-
 @pytest.fixture(scope='module')
 def parity(deploy_check_checkpoint, tmp_path_factory):
     """All 122 coco-mini val2017 images resized to :data:`PARITY_SHAPE`,
@@ -515,6 +312,7 @@ def parity(deploy_check_checkpoint, tmp_path_factory):
 
     from shufflenet_det.apis import build_detector
     from shufflenet_det.deploy.onnx import export_onnx
+    from shufflenet_det.deploy.verify import DecisionRules, reference_worlds
     cfg = Config.fromfile(str(DEPLOY_CHECK_CONFIG))
     model = build_detector(cfg, torch.device('cpu'),
                            str(deploy_check_checkpoint))
@@ -530,13 +328,12 @@ def parity(deploy_check_checkpoint, tmp_path_factory):
     images = torch.cat([images, images[-1:].expand(pad, -1, -1, -1)])
     worlds = []
     for i in range(0, len(images), PARITY_BATCH):
-        worlds += reference_worlds(model, images[i:i + PARITY_BATCH],
-                                   PARITY_SHAPE)
+        worlds += reference_worlds(model, as_batch(images[i:i + PARITY_BATCH],
+                                                   PARITY_SHAPE))
     worlds = worlds[:len(files)]
     return dict(path=path, images=images, worlds=worlds,
                 reference=[w['result'] for w in worlds], num=len(files),
-                iou_thr=cfg.model.test_cfg.rcnn.nms.iou_threshold,
-                max_per_img=cfg.model.test_cfg.rcnn.max_per_img)
+                rules=DecisionRules.of(cfg.model.test_cfg.rcnn))
 
 
 def _run_all(path, backend, images, num):
@@ -549,8 +346,9 @@ def _run_all(path, backend, images, num):
 
 
 def _compare(parity, candidate):
-    return compare_at_boundaries(parity['worlds'], candidate,
-                                 parity['iou_thr'], parity['max_per_img'])
+    from shufflenet_det.deploy.verify import compare_detections
+    return compare_detections(parity['reference'], candidate, parity['worlds'],
+                              parity['rules'], BOX_TOL, SCORE_TOL)
 
 
 @pytest.mark.slow
@@ -580,7 +378,7 @@ def test_parity_coco_mini(parity, backend):
 @pytest.mark.slow
 @COCO_MINI_SKIP
 def test_parity_comparison_rejects_wrong_detections(parity):
-    """The boundary rules of :func:`compare_at_boundaries` explain rounding
+    """The contract's near-tie rules (``compare_detections``) explain rounding
     at NMS thresholds and cuts, never a wrong box, label or a lost
     detection (the reference itself, altered, as the candidate)."""
     same = [dict(boxes=r.pred_instances.bboxes.clone(),
@@ -638,8 +436,9 @@ def test_benchmark_backend_steps(backend):
     expected = detector_step(model, data, torch.device('cpu'))()
     step, info = onnx_step(model, data, backend)
     assert info['backend'] == backend and info['version']
-    check = compare_detections(expected, step(), BOX_TOL, SCORE_TOL)
-    assert check['equal'] and check['boundary_swaps'] == 0, check
+    check = compare_detections(expected, step(), box_tol=BOX_TOL,
+                               score_tol=SCORE_TOL)
+    assert check['equal'] and not check['explained'], check
     assert check['matched'] == check['detections'] == 200, check
     if backend == 'openvino':  # --deploy ...,bf16 --backend openvino
         step, info = onnx_step(model, data, backend, 'bf16')

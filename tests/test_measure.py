@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from shufflenet_det import measure as M
+from tests.conftest import REPO
 
 CPU = torch.device('cpu')
 
@@ -116,3 +117,41 @@ def test_gemm_rate_reports_rates():
     # The reference is the faster of BLAS and oneDNN.
     assert rate['macs_per_s_best'] == max(rate['mm']['macs_per_s_best'],
                                           rate['conv1x1']['macs_per_s_best'])
+
+
+def test_isa_caps_lowest_first_and_supported_here():
+    from shufflenet_det.measure import ISA_CAPS, supported_isa_caps
+    assert list(ISA_CAPS) == ['default', 'avx2', 'avx512']
+    supported = supported_isa_caps()
+    # Every x86-64 machine this project has seen has SSE4.1; a supported
+    # cap implies the ones below it.
+    assert supported == list(ISA_CAPS)[:len(supported)] and supported
+    for env, _ in ISA_CAPS.values():
+        assert set(env) == {'ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA',
+                            'MKL_ENABLE_INSTRUCTIONS'}
+
+
+@pytest.mark.slow
+def test_kernel_fingerprints_follow_the_aten_cap():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from shufflenet_det.measure import kernel_fingerprints
+    native = kernel_fingerprints()
+    assert native == kernel_fingerprints()  # deterministic
+    code = ('import json; from shufflenet_det.measure import '
+            'kernel_fingerprints as k; print(json.dumps(k()))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True,
+                         env={**os.environ, 'ATEN_CPU_CAPABILITY': 'default'})
+    capped = json.loads(out.stdout.strip().splitlines()[-1])
+    assert capped['aten'] == 'DEFAULT' and set(capped) == set(native)
+
+
+def test_isa_caps_tool_refuses_an_unknown_cap(capsys):
+    import runpy
+    tool = runpy.run_path(str(REPO / 'tools/isa_caps.py'))
+    with pytest.raises(SystemExit, match="not supported by this CPU"):
+        tool['main'](['--caps', 'avx1024', '--probe-only'])

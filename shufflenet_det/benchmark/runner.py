@@ -9,6 +9,7 @@ its parts) and runs the same steps on it. A run is one set of settings:
 "plain vs as shipped" is a run with no deploy steps, bf16 a run with the
 ``bf16`` step (:func:`run_main_job`); the report reads the records.
 """
+import copy
 import functools
 import gc
 import os.path as osp
@@ -27,7 +28,8 @@ from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
 from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
 from shufflenet_det.deploy.onnx import onnx_step
-from shufflenet_det.deploy.verify import (PartRecorder, compare_detections,
+from shufflenet_det.deploy.verify import (PartRecorder,
+                                          compare_with_recomputation,
                                           verify_parts)
 from shufflenet_det.engine.atomic_io import atomic_write_json
 from shufflenet_det.measure import (cuda_fp32, environment, gemm_rate,
@@ -140,7 +142,17 @@ class Detector:
         def on_backend(backend, precision):
             return onnx_step(model, data, backend, precision)
 
+        self.data = data
         return model, detector_step(model, data, device), on_backend
+
+    def compare(self, reference: list, detections: list, plain, deployed
+                ) -> dict:
+        """The equivalence contract on the built batch: the plain model
+        recomputes where the detections differ (``deployed``: the deployed
+        model, whose proposals it checks; None on an ONNX runtime)."""
+        batch = [(list(range(len(reference))), self.data)]
+        return compare_with_recomputation(reference, detections, plain,
+                                          batch, deployed)
 
 
 class Runner:
@@ -172,16 +184,21 @@ class Runner:
                                                 result)
         result['build_s'] = time.perf_counter() - start
         reference, calls = self.reference(model, step, subject, result)
+        # The plain twin recomputes near-ties if the detections differ.
+        plain = copy.deepcopy(model) if self.settings.verify else None
         self.deploy(model, calls, subject, result)
         del calls
+        deployed = model
         if self.settings.backend != 'torch':
             result['torch_deployed'] = self.timed(
                 step, f'{subject.name} (torch)')
             step, result['backend'] = on_backend(self.settings.backend,
                                                  self.runtime_precision)
+            deployed = None  # a runtime's proposals cannot be read
         if self.settings.verify:
-            result['detections'] = compare_detections(reference, step())
-        del reference
+            result['detections'] = subject.compare(reference, step(), plain,
+                                                   deployed)
+        del reference, plain
         result.update(self.timed(step, subject.name, result['macs_per_batch']))
         self.part_times(model, step, subject.time_parts, result)
         if partner is not None and self.settings.interleave > 0:

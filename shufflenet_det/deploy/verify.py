@@ -1,6 +1,7 @@
 """Check a deployed model against its plain twin, part by part and on its
 final detections."""
-from typing import Dict, Iterable, List, Tuple
+import copy
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -143,11 +144,47 @@ def compare_outputs(reference, candidate) -> dict:
                 rel_diff=diff / scale if scale else diff)
 
 
-#: Tolerances of :func:`compare_detections` (issue: detections of the
-#: deployed model equal the plain model's): box coordinates in pixels,
-#: scores absolute.
+# ------------------------------------------------------------ the contract
+# One equivalence contract for every comparison of two inference paths
+# (deployed vs plain, our components vs mmdet's, ONNX runtimes vs PyTorch):
+# :func:`compare_detections`. Matched detections agree within a tolerance;
+# a detection on one side only is allowed solely where a recomputation
+# with the reference model shows that a near-tie decided it (a score tie at
+# a top-k cut, an IoU at an NMS threshold, or what follows from either).
+
+#: Tolerances of a match: box coordinates in pixels, scores absolute.
 BOX_TOLERANCE = 0.01
 SCORE_TOLERANCE = 1e-4
+#: Scores closer than this may come out in either order. Measured
+#: 2026-12-02 (Intel Xeon, AVX-512/AMX): ONNX Runtime and OpenVINO move RPN
+#: and final scores by up to 4.2e-7 and 6.7e-7 from PyTorch's; two scores
+#: swap only when their gap is below the sum of their errors (< 1.4e-6).
+TIE_EPS = 2e-6
+#: An IoU within this of an NMS threshold may be decided either way: boxes
+#: move by < 0.00034 px between paths and the per-class NMS shift (up to
+#: 80 x 321 px) rounds float32 coordinates to 0.002 px, which moves the
+#: IoU of boxes of 4 px or more by < 1e-3.
+IOU_EPS = 1e-3
+#: Proposals past the RPN's ``max_per_img`` examined for near-ties.
+RPN_EXTRA = 8
+
+
+class DecisionRules(NamedTuple):
+    """The post-processing decisions of one stage that rounding may flip.
+
+    Attributes:
+        iou_thr (float): The stage's NMS IoU threshold.
+        max_per_img (int): Its top-k cut.
+    """
+    iou_thr: float
+    max_per_img: int
+
+    @classmethod
+    def of(cls, stage_cfg) -> 'DecisionRules':
+        """From ``test_cfg.rcnn`` or ``test_cfg.rpn`` (``nms.iou_threshold``,
+        ``max_per_img``)."""
+        return cls(float(stage_cfg['nms']['iou_threshold']),
+                   int(stage_cfg['max_per_img']))
 
 
 def _instances(result) -> tuple:
@@ -213,61 +250,349 @@ def match_detections(reference: tuple, candidate: tuple, box_tol: float,
 
 
 def compare_detections(reference: list, candidate: list,
+                       worlds: Optional[List[dict]] = None,
+                       rules: Optional[DecisionRules] = None,
                        box_tol: float = BOX_TOLERANCE,
                        score_tol: float = SCORE_TOLERANCE) -> dict:
-    """Match the final detections of two models, image by image.
+    """The equivalence contract: match two paths' detections, image by
+    image, and explain every detection on one side only, or report it.
 
-    Detection ``a`` of the reference matches an unmatched ``b`` of the
-    candidate when the labels are equal, every box coordinate is within
-    ``box_tol`` and the score within ``score_tol``; order does not matter
-    (exactly tied scores may come in any order). A detection left
-    unmatched whose score is within ``score_tol`` of its image's lowest
-    kept score is a *boundary swap*: a near-tie at the ``max_per_img`` cut
-    that rounding may decide either way; any other unmatched detection is
-    a real difference.
+    A reference and a candidate detection match when the labels are equal,
+    every box coordinate is within ``box_tol`` px and the score within
+    ``score_tol`` (any order: exact ties may reorder). Without ``worlds``
+    nothing else is allowed. With them (:func:`reference_worlds`: the
+    reference model's own pre-NMS candidates, recomputed, for each proposal
+    set that an RPN near-tie allows), a detection on one side only (X; the
+    other side is Y) is explained only by one of these reasons, each
+    checked on the numbers:
+
+    - ``rpn``: its R-CNN candidate exists for one allowed proposal set and
+      not for another (an RPN near-tie decided it);
+    - ``iou``: Y holds a same-label box scored at least as high (-TIE_EPS)
+      whose IoU with it is within IOU_EPS of ``rules.iou_thr`` (suppressed
+      on one side, not on the other);
+    - ``tie``: Y holds a same-label box within TIE_EPS in score with IoU
+      above ``iou_thr - IOU_EPS`` (the NMS order of a score tie);
+    - ``cascade``: as ``iou`` with any IoU above ``iou_thr - IOU_EPS``,
+      where that box is itself an explained one-side detection of Y;
+    - ``cut``: Y is full (``rules.max_per_img``) and it scores no higher
+      than Y's lowest + TIE_EPS (displaced at the final top-k), as many
+      times at most as Y holds other one-side detections or ties at its
+      cut.
+
+    A candidate detection that none of the reference's pre-NMS candidates
+    reproduces (for any allowed proposal set) is always a difference: a
+    moved box, a wrong label or score is never a near-tie.
 
     Args:
-        reference (list): ``DetDataSample`` (or ``InstanceData``, or a
-            torchvision ``boxes``/``scores``/``labels`` dict) per image, of
-            the plain model.
-        candidate (list): The same images, of the deployed model.
+        reference (list): Per image, a ``DetDataSample`` (or
+            ``InstanceData``, ``tools/test.py --out`` record, torchvision
+            ``boxes``/``scores``/``labels`` dict) of the reference path.
+        candidate (list): The same images, of the other path.
+        worlds (list[dict], optional): Per image, :func:`reference_worlds`'s
+            ``pools`` (and ``unexplained``, differences found upstream).
+        rules (DecisionRules, optional): The R-CNN's NMS threshold and cut;
+            needed with ``worlds``.
         box_tol (float): Pixels. Default: :data:`BOX_TOLERANCE`.
         score_tol (float): Default: :data:`SCORE_TOLERANCE`.
 
     Returns:
         dict: ``images``, ``detections`` (reference), ``matched``,
         ``max_box_diff`` / ``max_score_diff`` over matched pairs,
-        ``boundary_swaps``, ``differences`` (up to 10 unmatched
-        detections ``(image, 'reference'|'candidate', label, score)``),
-        ``num_differences`` and ``equal`` (no difference but boundary
-        swaps).
+        ``explained`` (count per reason), ``margins`` (per reason, the
+        largest distance to its boundary seen), ``differences`` (up to 10,
+        ``(image, side, label, score, box)``), ``num_differences`` and
+        ``equal`` (every difference explained).
     """
-    if len(reference) != len(candidate):
+    if len(reference) != len(candidate) or \
+            (worlds is not None and len(worlds) != len(reference)):
         raise ValueError(f'compare_detections: {len(reference)} reference '
-                         f'vs {len(candidate)} candidate images')
+                         f'vs {len(candidate)} candidate images'
+                         + ('' if worlds is None else
+                            f' and {len(worlds)} worlds'))
+    if worlds is not None and rules is None and any(worlds):
+        raise ValueError('compare_detections: worlds need the rules '
+                         '(DecisionRules) they were decided by')
     out = dict(images=len(reference), detections=0, matched=0,
-               max_box_diff=0.0, max_score_diff=0.0, boundary_swaps=0,
-               differences=[], num_differences=0)
+               max_box_diff=0.0, max_score_diff=0.0, explained={},
+               margins={}, differences=[], num_differences=0)
     for index, (ref, cand) in enumerate(zip(reference, candidate)):
-        (_, rs, rl), (_, cs, cl) = sides = _instances(ref), _instances(cand)
-        out['detections'] += len(rs)
-        unmatched_ref, unmatched_cand = match_detections(*sides, box_tol, score_tol, out)
-        cut = min((float(t.min()) for t in (rs, cs) if len(t)),
-                  default=0.0)
-        for side, scores, labels, idx in (
-                ('reference', rs, rl, unmatched_ref),
-                ('candidate', cs, cl, unmatched_cand)):
-            for k in idx:
-                if abs(float(scores[k]) - cut) <= score_tol:
-                    out['boundary_swaps'] += 1
-                    continue
-                out['num_differences'] += 1
-                if len(out['differences']) < 10:
-                    out['differences'].append(
-                        (index, side, int(labels[k]), float(scores[k])))
+        sides = (_instances(ref), _instances(cand))
+        out['detections'] += len(sides[0][1])
+        only = match_detections(*sides, box_tol, score_tol, out)
+        world = None if worlds is None else worlds[index]
+        explained = ({}, {}) if world is None else _explain(
+            sides, only, world, rules, box_tol, score_tol, out)
+        for reason in [] if world is None else world.get('unexplained', []):
+            _difference(out, (index, 'proposals', 0, *reason))
+        for side, name in ((0, 'reference'), (1, 'candidate')):
+            boxes, scores, labels = sides[side]
+            for k in only[side]:
+                if k not in explained[side]:
+                    _difference(out, (index, name, int(labels[k]),
+                                      float(scores[k]),
+                                      [round(float(v), 2) for v in boxes[k]]))
     out['equal'] = out['num_differences'] == 0
     return out
 
+
+def _difference(out: dict, what: tuple) -> None:
+    out['num_differences'] += 1
+    if len(out['differences']) < 10:
+        out['differences'].append(what)
+
+
+def _note(out: dict, reason: str, margin: float) -> None:
+    out['explained'][reason] = out['explained'].get(reason, 0) + 1
+    out['margins'][reason] = max(out['margins'].get(reason, 0.0), margin)
+
+
+def _in_pool(box, score, label, pool, box_tol, score_tol) -> bool:
+    b, s, lab = pool
+    return bool(((lab == label) & ((b - box).abs().amax(-1) <= box_tol)
+                 & ((s - score).abs() <= score_tol)).any())
+
+
+def _explain(sides, only, world, rules, box_tol, score_tol, out):
+    """Per side, ``{index: reason}`` of the one-side detections that a
+    near-tie explains (see :func:`compare_detections`)."""
+    pools = world['pools']
+    explained, foreign = ({}, {}), set()
+    for side in (0, 1):
+        boxes, scores, labels = sides[side]
+        for k in only[side]:
+            found = [_in_pool(boxes[k], scores[k], labels[k], p, box_tol,
+                              score_tol) for p in pools]
+            if side == 1 and not any(found):
+                foreign.add(k)  # the reference never computes it
+            elif (side == 1 and not found[0]) or (side == 0 and
+                                                  not all(found)):
+                explained[side][k] = 'rpn'
+                _note(out, 'rpn', 0.0)
+    changed = True
+    while changed:
+        changed = False
+        for side in (0, 1):
+            for k in only[side]:
+                if k in explained[side] or (side == 1 and k in foreign):
+                    continue
+                why = _near_tie(sides[side], sides[1 - side], k,
+                                explained[1 - side], rules)
+                if why is None:
+                    why = _at_cut(sides, only, side, k, explained, rules)
+                if why:
+                    explained[side][k] = why[0]
+                    _note(out, *why)
+                    changed = True
+    return explained
+
+
+def _near_tie(x, y, k, y_explained, rules):
+    """Why X's detection ``k`` may be suppressed on one side only: an NMS
+    decision against a box of Y (``iou``, ``tie``, ``cascade``), or None."""
+    from torchvision.ops import box_iou
+    (xb, xs, xl), (yb, ys, yl) = x, y
+    if not len(ys):
+        return None
+    ious = box_iou(xb[k:k + 1], yb)[0]
+    for e in (yl == xl[k]).nonzero().view(-1).tolist():
+        iou, gap = float(ious[e]), float(ys[e] - xs[k])
+        if gap >= -TIE_EPS and abs(iou - rules.iou_thr) <= IOU_EPS:
+            return 'iou', abs(iou - rules.iou_thr)
+        if abs(gap) <= TIE_EPS and iou > rules.iou_thr - IOU_EPS:
+            return 'tie', abs(gap)
+        if e in y_explained and gap >= -TIE_EPS and \
+                iou > rules.iou_thr - IOU_EPS:
+            return 'cascade', 0.0
+    return None
+
+
+def _at_cut(sides, only, side, k, explained, rules):
+    """``cut`` when Y is full and X's detection ``k`` sits at or below Y's
+    lowest score (+TIE_EPS), and Y holds more displacing detections (its
+    one-side ones not themselves at the cut, or a near-tie at its cut) than
+    X already has ``cut`` explanations; else None."""
+    ys = sides[1 - side][1]
+    score = float(sides[side][1][k])
+    if len(ys) < rules.max_per_img or score > float(ys.min()) + TIE_EPS:
+        return None
+    lowest = float(ys.min())
+    displacers = sum(1 for j in only[1 - side]
+                     if explained[1 - side].get(j) != 'cut'
+                     and float(ys[j]) > lowest + TIE_EPS)
+    tie_at_cut = abs(score - lowest) <= TIE_EPS
+    used = sum(1 for reason in explained[side].values() if reason == 'cut')
+    if not tie_at_cut and used >= displacers:
+        return None
+    return 'cut', max(0.0, score - lowest)
+
+
+# ------------------------------------------------------------- the worlds
+def _pool(boxes: Tensor, scores: Tensor, labels: Tensor,
+          floor: float) -> tuple:
+    """Float64 CPU candidates scoring at least ``floor``; fewer candidates
+    only make the contract stricter."""
+    keep = scores >= floor
+    return (boxes[keep].detach().cpu().double(),
+            scores[keep].detach().cpu().double(), labels[keep].detach().cpu())
+
+
+def rcnn_candidates(model: nn.Module, rcnn_x: tuple, proposals: list,
+                    metas: List[dict], floors: List[float]) -> List[tuple]:
+    """The R-CNN's pre-NMS candidates: every (box, score, label) of every
+    proposal and class, decoded and rescaled as the head's
+    ``predict_by_feat`` does before its NMS, recomputed through mmdet's
+    raw-result path (``rcnn_test_cfg=None``).
+
+    Args:
+        model (nn.Module): A ``LightHeadRCNN``.
+        rcnn_x (tuple[Tensor]): The R-CNN's feature map, (N, C, H, W).
+        proposals (list[InstanceData]): Per image, ``bboxes`` (P, 4).
+        metas (list[dict]): Per image, ``img_shape``, ``scale_factor``.
+        floors (list[float]): Per image, the lowest score worth keeping.
+
+    Returns:
+        list[tuple]: Per image, (boxes (K, 4), scores (K,), labels (K,)).
+    """
+    head = model.roi_head
+    raw = head.predict_bbox(head.ps_score_map(rcnn_x), metas, proposals,
+                            rcnn_test_cfg=None, rescale=True)
+    pools = []
+    for result, floor in zip(raw, floors):
+        scores = result.scores[:, :-1]  # softmax; background last
+        num, classes = scores.shape
+        boxes = result.bboxes.view(num, -1, 4).expand(num, classes, 4)
+        labels = torch.arange(classes).repeat(num)
+        pools.append(_pool(boxes.reshape(-1, 4), scores.reshape(-1),
+                           labels, floor))
+    return pools
+
+
+def _as_detections(proposals) -> dict:
+    """RPN proposals as class-0 detections, for :func:`compare_detections`."""
+    return dict(bboxes=proposals.bboxes, scores=proposals.scores,
+                labels=torch.zeros(len(proposals), dtype=torch.long))
+
+
+def proposals_of(model: nn.Module, data: dict) -> list:
+    """A detector's RPN proposals for a batch (``test_step``'s, before the
+    R-CNN): per image, ``InstanceData`` with ``bboxes`` (P, 4) and
+    ``scores`` (P,)."""
+    with torch.no_grad():
+        data = model.data_preprocessor(data, False)
+        rpn_x, _ = model._split(model.extract_feat(data['inputs']))
+        return model.rpn_head.predict(rpn_x, data['data_samples'],
+                                      rescale=False)
+
+
+def reference_worlds(model: nn.Module, data: dict,
+                     candidate_proposals: Optional[list] = None
+                     ) -> List[dict]:
+    """What :func:`compare_detections` recomputes with the reference model.
+
+    Per image, ``result`` (the reference's ``DetDataSample``, as
+    ``test_step`` gives it) and ``pools``: the R-CNN's pre-NMS candidates
+    (:func:`rcnn_candidates`), first for the reference's own proposals,
+    then for each other proposal set that an RPN near-tie allows:
+
+    - a score tie (<= TIE_EPS) at the RPN's ``max_per_img`` cut (one
+      proposal in, one out);
+    - ``candidate_proposals`` (the other path's own, where it exposes
+      them: :func:`proposals_of`), when they differ from the reference's
+      only by what :func:`compare_detections` explains at the RPN stage
+      (its NMS threshold and cut, against the RPN's own pre-NMS
+      candidates); where they differ otherwise, ``unexplained`` lists the
+      proposals that do.
+
+    Args:
+        model (nn.Module): The reference ``LightHeadRCNN``, eval mode.
+        data (dict): A batch as the dataloader gives it (``inputs``,
+            ``data_samples``).
+        candidate_proposals (list, optional): Per image, the other path's
+            proposals (``bboxes``, ``scores``).
+
+    Returns:
+        list[dict]: Per image, ``result``, ``pools``, ``rpn_ties``
+        (``(score in, score out)`` pairs) and ``unexplained``.
+    """
+    rpn = model.rpn_head
+    with torch.no_grad():
+        data = model.data_preprocessor(data, False)
+        samples = data['data_samples']
+        metas = [s.metainfo for s in samples]
+        rpn_x, rcnn_x = model._split(model.extract_feat(data['inputs']))
+        rpn_out = rpn(rpn_x)
+        cfg = copy.deepcopy(rpn.test_cfg)
+        cut = cfg.max_per_img
+        cfg.max_per_img = cut + RPN_EXTRA
+        wide = rpn.predict_by_feat(*rpn_out, batch_img_metas=metas, cfg=cfg,
+                                   rescale=False)
+        proposals = [p[:cut] for p in wide]
+        results = model.add_pred_to_datasample(
+            samples, model.roi_head.predict(rcnn_x, proposals, samples,
+                                            rescale=True))
+        floors = [float(r.pred_instances.scores.min()) - SCORE_TOLERANCE
+                  if len(r.pred_instances) else 0.0 for r in results]
+        pools = rcnn_candidates(model, rcnn_x, proposals, metas, floors)
+        worlds = [dict(result=r, pools=[p], rpn_ties=[], unexplained=[])
+                  for r, p in zip(results, pools)]
+        for i, world in enumerate(worlds):
+            one = (tuple(t[i:i + 1] for t in rcnn_x), [metas[i]], floors[i])
+            for alt, tie in _rpn_cut_ties(wide[i], cut):
+                world['pools'] += rcnn_candidates(model, one[0], [alt],
+                                                  one[1], [one[2]])
+                world['rpn_ties'].append(tie)
+            if candidate_proposals is not None:
+                _add_candidate_world(model, world, one, rpn_out, i, metas,
+                                     proposals[i], candidate_proposals[i])
+    return worlds
+
+
+def _rpn_cut_ties(wide, cut: int):
+    """(proposal set, (score in, score out)) for each swap that a score
+    tie at the RPN's cut allows."""
+    s = wide.scores
+    if len(s) <= cut or float(s[cut - 1] - s[cut]) > TIE_EPS:
+        return
+    # At most RPN_EXTRA on each side (the closest to the cut): a sea of
+    # ties (random weights) would otherwise make thousands of worlds.
+    ins = [i for i in range(cut) if s[i] <= s[cut] + TIE_EPS][-RPN_EXTRA:]
+    outs = [j for j in range(cut, len(s)) if s[j] >= s[cut - 1] - TIE_EPS]
+    for p in ins:
+        for q in outs:
+            keep = torch.tensor([i for i in range(cut) if i != p] + [q])
+            keep = keep[s[keep].argsort(descending=True, stable=True)]
+            yield wide[keep], (float(s[p]), float(s[q]))
+
+
+def _add_candidate_world(model, world, one, rpn_out, i, metas, own,
+                         proposals):
+    """Check the other path's proposals of image ``i`` against the
+    reference's at the RPN stage; if they differ, explained, add the
+    R-CNN's pool for them (else list the unexplained proposals)."""
+    rpn = model.rpn_head
+    own, other = [_as_detections(own)], [_as_detections(proposals)]
+    if compare_detections(own, other)['equal']:
+        return
+    cfg = copy.deepcopy(rpn.test_cfg)
+    # Every pre-NMS candidate: an IoU threshold no pair exceeds.
+    cfg.nms = dict(type='nms', iou_threshold=1.0)
+    cfg.max_per_img = 10**9
+    every = rpn.predict_by_feat(*[[t[i:i + 1] for t in level]
+                                  for level in rpn_out],
+                                batch_img_metas=[metas[i]], cfg=cfg,
+                                rescale=False)[0]
+    pool = _pool(every.bboxes, every.scores,
+                 torch.zeros(len(every), dtype=torch.long), -1.0)
+    rules = DecisionRules.of(rpn.test_cfg)
+    check = compare_detections(own, other, worlds=[dict(pools=[pool])],
+                               rules=rules)
+    if not check['equal']:
+        world['unexplained'] += [d[3:] for d in check['differences']]
+        return
+    world['pools'] += rcnn_candidates(model, one[0], [proposals], one[1],
+                                      [one[2]])
+    world['rpn_ties'].append(('proposals', check['explained']))
 
 def detection_agreement(reference: list, candidate: list, score_thr: float = 0.3) -> dict:
     """COCO AP of ``candidate`` with ``reference``'s confident detections as ground truth.
@@ -315,3 +640,49 @@ def detection_agreement(reference: list, candidate: list, score_thr: float = 0.3
         evaluator.summarize()
     return dict(ap50=float(evaluator.stats[1]), ap=float(evaluator.stats[0]),
                 gt_boxes=len(anns), images=len(images))
+
+
+def compare_with_recomputation(reference: list, candidate: list,
+                               reference_model: nn.Module,
+                               batches: Iterable[Tuple[List[int], dict]],
+                               candidate_model: Optional[nn.Module] = None
+                               ) -> dict:
+    """:func:`compare_detections`, recomputing :func:`reference_worlds` for
+    the batches that hold an image whose detections differ.
+
+    The recomputation must reproduce ``reference`` on those images
+    (tolerances of a match), or the comparison says so: a world that is
+    not the reference's explains nothing.
+
+    Args:
+        reference (list): Per image, the reference path's detections.
+        candidate (list): Per image, the other path's.
+        reference_model (nn.Module): The reference ``LightHeadRCNN``.
+        batches (Iterable[tuple[list[int], dict]]): Image indices and the
+            dataloader batch that produced them, in the reference's
+            batching (padding depends on the batch).
+        candidate_model (nn.Module, optional): The other path, where its
+            proposals can be read (:func:`proposals_of`).
+
+    Returns:
+        dict: :func:`compare_detections`'s, plus ``recomputed`` (images).
+    """
+    differ = {i for i, (ref, cand) in enumerate(zip(reference, candidate))
+              if not compare_detections([ref], [cand])['equal']}
+    worlds = [None] * len(reference)
+    for indices, data in batches if differ else ():
+        if differ.isdisjoint(indices):
+            continue
+        proposals = None if candidate_model is None else \
+            proposals_of(candidate_model, data)
+        for i, world in zip(indices, reference_worlds(reference_model, data,
+                                                      proposals)):
+            if not compare_detections([reference[i]],
+                                      [world['result']])['equal']:
+                world = dict(pools=[], unexplained=[
+                    ('the recomputed reference differs', i)])
+            worlds[i] = world
+    out = compare_detections(reference, candidate, worlds,
+                             DecisionRules.of(reference_model.test_cfg.rcnn))
+    out['recomputed'] = sum(w is not None for w in worlds)
+    return out
