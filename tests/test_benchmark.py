@@ -323,8 +323,9 @@ def test_one_run_treats_ours_and_the_peer_alike(tmp_path):
         json.loads(json.dumps(record))
     result, peer = record['results'][0], record['peer']
     # Equal treatment, read from the record.
-    assert result['input'] == peer['input'] == dict(batch_size=2,
-                                                    img_size=[128, 160])
+    assert result['input'] == peer['input'] == dict(
+        batch_size=2, img_size=[128, 160], start='host uint8')
+    assert record['settings']['inputs'] == 'host'
     assert result['deploy']['steps'] == peer['deploy']['steps'] == \
         record['settings']['deploy'] == ['fuse_conv_bn', 'channels_last']
     for item in (result, peer):

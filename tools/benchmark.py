@@ -42,7 +42,7 @@ from mmengine.config import DictAction  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from shufflenet_det.benchmark.runner import (  # noqa: E402
-    BACKENDS, EXTRA_RUNS, BenchmarkSettings, run_main_job)
+    BACKENDS, EXTRA_RUNS, INPUTS, BenchmarkSettings, run_main_job)
 from shufflenet_det.cli import (add_debug_flag, check_checkpoint,  # noqa: E402
                                 check_config, resolve_configs, run_tool)
 from shufflenet_det.deploy import parse_deploy_steps  # noqa: E402
@@ -118,6 +118,11 @@ def _add_comparison_args(parser: argparse.ArgumentParser) -> None:
                         'exported to ONNX and run on ONNX Runtime / OpenVINO '
                         '(CPU; no per-part breakdown) (default: '
                         '%(default)s)')
+    parser.add_argument('--inputs', choices=INPUTS, default='host',
+                        help="where both sides' timed steps start: the same "
+                        'uint8 images in host memory (copied to the device '
+                        'and normalised inside each step), or already on the '
+                        'device (default: %(default)s)')
     parser.add_argument('--no-peer', action='store_true',
                         help='skip the torchvision peer')
     parser.add_argument('--no-verify', action='store_true',
@@ -182,7 +187,7 @@ def main(argv=None):
         max_seconds=args.max_seconds if args.max_seconds > 0 else None,
         min_iters=args.min_iters, deploy=args.deploy, seed=args.seed,
         breakdown=not args.no_breakdown, verify=not args.no_verify,
-        interleave=args.interleave, backend=args.backend)
+        interleave=args.interleave, backend=args.backend, inputs=args.inputs)
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     configs = resolve_configs(args.configs, args.all, root)
     for config in configs:  # absolute: the error names the file unambiguously

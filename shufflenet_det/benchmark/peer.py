@@ -107,20 +107,25 @@ class Peer:
         """
         torch.manual_seed(settings.seed)
         model = build_peer(device, settings.img_size)
-        images = peer_inputs(settings.batch_size, settings.img_size, device,
-                             settings.seed)
+        # Our pixels, where ours start (settings.inputs): each step brings
+        # them to the device as the RGB floats in [0, 1] the peer expects.
+        pixels = settings.batch(device)['inputs']
         result['settings'] = dict(weights=None, weights_backbone=None,
                                   min_size=min(settings.img_size),
                                   max_size=max(settings.img_size))
-        result['input'] = dict(batch_size=len(images),
-                               img_size=list(images[0].shape[-2:]))
+        result['input'] = dict(batch_size=len(pixels),
+                               img_size=list(pixels[0].shape[-2:]),
+                               start=f'{settings.inputs} uint8')
+
+        def images():
+            return [p.to(device).float().div_(255) for p in pixels]
 
         def on_backend(backend, precision):
-            return peer_onnx_step(model, images, backend, precision)
+            return peer_onnx_step(model, images(), backend, precision)
 
         def step():  # what model(images) runs: transform, model, rescale
             with torch.no_grad():
-                return model(images)
+                return model(images())
 
         return model, step, on_backend
 

@@ -48,6 +48,22 @@ def _batch_and_steps(settings: dict):
             ', '.join(settings.get('deploy') or []) or 'none')
 
 
+#: Where each side's timed step starts, by ``settings.inputs``.
+_STARTS = {
+    'host': 'Both timed steps start from the same uint8 images in host '
+            'memory and copy them to the device and normalise them inside '
+            'the step.',
+    'device': 'Both timed steps start from the same uint8 images already '
+              'on the device.',
+    None: 'Inputs as before 2026-12-08 (not recorded): ours uint8 images in '
+          "host memory, the peer's float images on the device.",
+}
+
+
+def _start(settings: dict) -> str:
+    return _STARTS[settings.get('inputs')]
+
+
 def _gemm_sentence(gemm: dict) -> str:
     detail = ', '.join(
         f"{'torch.mm' if k == 'mm' else '1x1 conv (oneDNN/cuDNN)'} "
@@ -88,7 +104,8 @@ def _header_lines(merged: dict) -> List[str]:
         'full inference (pre-processing, backbone, RPN, large separable '
         'conv, PSRoI pooling, R-CNN, NMS) of the detector each config '
         "builds (what tools/test.py evaluates); random weights; deploy "
-        f"steps applied to ours and to the peer alike: {steps}.", '',
+        f"steps applied to ours and to the peer alike: {steps}. "
+        + _start(merged.get('settings') or {}), '',
         f"Command: `{env.get('command')}`", '']
 
 

@@ -22,6 +22,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from shufflenet_det.analysis.macs import MacCounter
+from shufflenet_det.apis import make_batch
 from shufflenet_det.analysis.parts import (DETECTOR_PARTS, PartTimer,
                                            breakdown)
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
@@ -82,6 +83,10 @@ class BenchmarkSettings:
         breakdown (bool): Time each part in one profiled step (PyTorch).
         interleave (int): Rounds of one peer step then one step of ours
             per config, for a ratio that slow load changes cannot skew.
+        inputs (str): Where both sides' timed steps start: ``'host'``, the
+            same uint8 images in host memory (each step copies them to the
+            device and normalises them, as from a dataloader), or
+            ``'device'``, those images already on the device.
     """
     batch_size: int = 4
     img_size: Tuple[int, int] = (800, 1200)
@@ -95,6 +100,22 @@ class BenchmarkSettings:
     verify: bool = True
     breakdown: bool = True
     interleave: int = 3
+    inputs: str = 'host'
+
+    def batch(self, device: torch.device) -> dict:
+        """The batch of both sides: :func:`make_batch`'s uint8 images (and
+        meta), in host memory or, with ``inputs='device'``, on ``device``."""
+        if self.inputs not in INPUTS:
+            raise ValueError(f'benchmark: inputs must be one of {INPUTS}, '
+                             f'but received {self.inputs!r}')
+        data = make_batch(self.batch_size, self.img_size, self.seed)
+        if self.inputs == 'device':
+            data['inputs'] = [t.to(device) for t in data['inputs']]
+        return data
+
+
+#: :attr:`BenchmarkSettings.inputs` choices.
+INPUTS = ('host', 'device')
 
 
 class Detector:
@@ -127,17 +148,17 @@ class Detector:
             tuple: The model, its step, and ``backend -> (step, info)``.
         """
         from shufflenet_det.apis import (build_detector, detector_step,
-                                         load_config, make_batch)
+                                         load_config)
         cfg = load_config(self.config, self.cfg_options)
         backbone = cfg.model.to_dict().get('backbone', {})
         backbone.pop('init_cfg', None)
         result.update(config=self.config, backbone=backbone,
                       table7=table7_cell(backbone))
         model = build_detector(cfg, device, self.checkpoint, settings.seed)
-        data = make_batch(settings.batch_size, settings.img_size,
-                          settings.seed)
+        data = settings.batch(device)
         result['input'] = dict(batch_size=len(data['inputs']),
-                               img_size=list(data['inputs'][0].shape[-2:]))
+                               img_size=list(data['inputs'][0].shape[-2:]),
+                               start=f'{settings.inputs} uint8')
 
         def on_backend(backend, precision):
             return onnx_step(model, data, backend, precision)
