@@ -5,7 +5,8 @@ For each cap of ``shufflenet_det.measure.ISA_CAPS`` (lowest first, plus
 ``native``), first which kernel libraries the cap changes here (a hash of
 one kernel of each: ``kernel_fingerprints``, each knob alone and all
 together), then the slow equivalence tests in a pytest of their own under
-the whole cap. Their weights are the same under every cap (the fixture
+the whole cap, but for OpenVINO's (:data:`UNDER_A_CAP`: it does not run
+under a oneDNN cap). Their weights are the same under every cap (the fixture
 trains under the lowest cap, see ``tests/conftest.py``); inference, the
 part compared, runs under the cap, as on a lesser CPU.
 
@@ -30,6 +31,13 @@ from shufflenet_det.measure import (ISA_CAPS, cpu_name, kernel_fingerprints,
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 #: The tests that compare two inference paths.
 TESTS = ['tests/test_e2e_deploy.py', 'tests/test_deploy_onnx.py']
+#: Left out under a cap (they run natively, in the README's test command):
+#: OpenVINO's CPU plugin reads the CPU's features from CPUID but compiles
+#: with the capped oneDNN, and does not run. Seen 2026-12-08 on an AMD EPYC
+#: with AVX-512 BF16: ONEDNN_MAX_CPU_ISA=SSE41 fails to compile any model
+#: ("bad combination"), AVX2 the bf16 one ("Supported primitive descriptors
+#: list is empty" for a MaxPool).
+UNDER_A_CAP = ['-k', 'not openvino']
 
 
 def parse_args(argv=None):
@@ -73,9 +81,10 @@ def probe(caps) -> dict:
 
 def run_tests(cap: str, tests) -> dict:
     env = {} if cap == 'native' else ISA_CAPS[cap][0]
+    left_out = [] if cap == 'native' else UNDER_A_CAP
     start = time.time()
     out = subprocess.run([sys.executable, '-m', 'pytest', '-q',
-                          '-p', 'no:cacheprovider', *tests],
+                          '-p', 'no:cacheprovider', *left_out, *tests],
                          env={**os.environ, **env}, cwd=REPO,
                          capture_output=True, text=True)
     minutes = (time.time() - start) / 60
@@ -83,7 +92,8 @@ def run_tests(cap: str, tests) -> dict:
     print(f'[isa_caps] {cap}: {tail} ({minutes:.1f} min)', flush=True)
     if out.returncode:
         print(out.stdout[-4000:] + out.stderr[-2000:], flush=True)
-    return dict(cap=cap, env=env, returncode=out.returncode, summary=tail,
+    return dict(cap=cap, env=env, left_out=' '.join(left_out),
+                returncode=out.returncode, summary=tail,
                 minutes=round(minutes, 1))
 
 
