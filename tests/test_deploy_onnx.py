@@ -11,6 +11,13 @@ IOU_EPS of an NMS threshold, a score tie within TIE_EPS, a cut, or a
 near-tie at the RPN's proposal cut, checked against PyTorch's own
 recomputed candidates); anything else, and any box PyTorch never computes,
 fails.
+
+Instruction-set caps tried (``python tools/isa_caps.py``, 2026-12-08, a
+2-core AMD EPYC with AVX-512 BF16): ``default`` (ATen default, oneDNN
+SSE41, MKL SSE4_2), ``avx2``, ``avx512`` and native: passed under each, but
+OpenVINO does not run under a lower oneDNN cap (SSE41: "bad combination";
+AVX2: no bf16 primitive), so its tests run under ``avx512`` and natively
+only.
 """
 import copy
 import subprocess
