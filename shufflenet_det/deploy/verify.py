@@ -6,6 +6,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 import torch
 import torch.nn as nn
 from torch import Tensor
+from torchvision.ops import box_iou
 
 from shufflenet_det.deploy import get_submodule
 
@@ -365,8 +366,10 @@ def _explain(sides, only, world, rules, box_tol, score_tol, out):
                               score_tol) for p in pools]
             if side == 1 and not any(found):
                 foreign.add(k)  # the reference never computes it
-            elif (side == 1 and not found[0]) or (side == 0 and
-                                                  not all(found)):
+            elif found[0] != (side == 1) and len(found) > 1 and \
+                    any(f != found[0] for f in found[1:]):
+                # Out (candidate side: in) for its own proposals, in (out)
+                # for another allowed set.
                 explained[side][k] = 'rpn'
                 _note(out, 'rpn', 0.0)
     changed = True
@@ -390,7 +393,6 @@ def _explain(sides, only, world, rules, box_tol, score_tol, out):
 def _near_tie(x, y, k, y_explained, rules):
     """Why X's detection ``k`` may be suppressed on one side only: an NMS
     decision against a box of Y (``iou``, ``tie``, ``cascade``), or None."""
-    from torchvision.ops import box_iou
     (xb, xs, xl), (yb, ys, yl) = x, y
     if not len(ys):
         return None
@@ -594,6 +596,58 @@ def _add_candidate_world(model, world, one, rpn_out, i, metas, own,
                                       [one[2]])
     world['rpn_ties'].append(('proposals', check['explained']))
 
+
+def compare_with_recomputation(reference: list, candidate: list,
+                               reference_model: nn.Module,
+                               batches: Iterable[Tuple[List[int], dict]],
+                               candidate_model: Optional[nn.Module] = None,
+                               box_tol: float = BOX_TOLERANCE,
+                               score_tol: float = SCORE_TOLERANCE) -> dict:
+    """:func:`compare_detections`, recomputing :func:`reference_worlds` for
+    the batches that hold an image whose detections differ.
+
+    The recomputation must reproduce ``reference`` on those images
+    (tolerances of a match), or the comparison says so: a world that is
+    not the reference's explains nothing.
+
+    Args:
+        reference (list): Per image, the reference path's detections.
+        candidate (list): Per image, the other path's.
+        reference_model (nn.Module): The reference ``LightHeadRCNN``.
+        batches (Iterable[tuple[list[int], dict]]): Image indices and the
+            dataloader batch that produced them, in the reference's
+            batching (padding depends on the batch).
+        candidate_model (nn.Module, optional): The other path, where its
+            proposals can be read (:func:`proposals_of`).
+        box_tol (float): Pixels. Default: :data:`BOX_TOLERANCE`.
+        score_tol (float): Default: :data:`SCORE_TOLERANCE`.
+
+    Returns:
+        dict: :func:`compare_detections`'s, plus ``recomputed`` (images).
+    """
+    tol = dict(box_tol=box_tol, score_tol=score_tol)
+    differ = {i for i, (ref, cand) in enumerate(zip(reference, candidate))
+              if not compare_detections([ref], [cand], **tol)['equal']}
+    worlds = [None] * len(reference)
+    for indices, data in batches if differ else ():
+        if differ.isdisjoint(indices):
+            continue
+        proposals = None if candidate_model is None else \
+            proposals_of(candidate_model, data)
+        for i, world in zip(indices, reference_worlds(reference_model, data,
+                                                      proposals)):
+            if not compare_detections([reference[i]], [world['result']],
+                                      **tol)['equal']:
+                world = dict(pools=[], unexplained=[
+                    ('the recomputed reference differs', i)])
+            worlds[i] = world
+    out = compare_detections(reference, candidate, worlds,
+                             DecisionRules.of(reference_model.test_cfg.rcnn),
+                             **tol)
+    out['recomputed'] = sum(w is not None for w in worlds)
+    return out
+
+
 def detection_agreement(reference: list, candidate: list, score_thr: float = 0.3) -> dict:
     """COCO AP of ``candidate`` with ``reference``'s confident detections as ground truth.
 
@@ -641,48 +695,3 @@ def detection_agreement(reference: list, candidate: list, score_thr: float = 0.3
     return dict(ap50=float(evaluator.stats[1]), ap=float(evaluator.stats[0]),
                 gt_boxes=len(anns), images=len(images))
 
-
-def compare_with_recomputation(reference: list, candidate: list,
-                               reference_model: nn.Module,
-                               batches: Iterable[Tuple[List[int], dict]],
-                               candidate_model: Optional[nn.Module] = None
-                               ) -> dict:
-    """:func:`compare_detections`, recomputing :func:`reference_worlds` for
-    the batches that hold an image whose detections differ.
-
-    The recomputation must reproduce ``reference`` on those images
-    (tolerances of a match), or the comparison says so: a world that is
-    not the reference's explains nothing.
-
-    Args:
-        reference (list): Per image, the reference path's detections.
-        candidate (list): Per image, the other path's.
-        reference_model (nn.Module): The reference ``LightHeadRCNN``.
-        batches (Iterable[tuple[list[int], dict]]): Image indices and the
-            dataloader batch that produced them, in the reference's
-            batching (padding depends on the batch).
-        candidate_model (nn.Module, optional): The other path, where its
-            proposals can be read (:func:`proposals_of`).
-
-    Returns:
-        dict: :func:`compare_detections`'s, plus ``recomputed`` (images).
-    """
-    differ = {i for i, (ref, cand) in enumerate(zip(reference, candidate))
-              if not compare_detections([ref], [cand])['equal']}
-    worlds = [None] * len(reference)
-    for indices, data in batches if differ else ():
-        if differ.isdisjoint(indices):
-            continue
-        proposals = None if candidate_model is None else \
-            proposals_of(candidate_model, data)
-        for i, world in zip(indices, reference_worlds(reference_model, data,
-                                                      proposals)):
-            if not compare_detections([reference[i]],
-                                      [world['result']])['equal']:
-                world = dict(pools=[], unexplained=[
-                    ('the recomputed reference differs', i)])
-            worlds[i] = world
-    out = compare_detections(reference, candidate, worlds,
-                             DecisionRules.of(reference_model.test_cfg.rcnn))
-    out['recomputed'] = sum(w is not None for w in worlds)
-    return out
