@@ -100,13 +100,58 @@ def test_first_rpn_anchor_is_centred_at_7_5():
     assert torch.equal(centres[3 * per_cell], torch.tensor([7.5, 23.5]))
     # Scales x ratios, ratio-major as py-faster-rcnn; scale 8 is index 2.
     for i, ratio in enumerate((0.5, 1.0, 2.0)):
-        ours = anchors[i * 5 + 2].tolist()
-        official = OFFICIAL_SCALE8[ratio]
-        if ratio == 1.0:  # square anchors: exactly the official ones
-            assert ours == official
-        else:  # py-faster-rcnn rounds the 16-px base before scaling
-            assert max(abs(a - b) for a, b in zip(ours, official)) <= 3, \
-                (ratio, ours, official)
+        assert anchors[i * 5 + 2].tolist() == OFFICIAL_SCALE8[ratio], ratio
+    # Every scale and ratio: py-faster-rcnn's generate_anchors.
+    assert torch.equal(anchors[:per_cell], torch.from_numpy(
+        generate_anchors(16, [0.5, 1, 2], [2, 4, 8, 16, 32])).float())
+
+
+def generate_anchors(base_size, ratios, scales):
+    """py-faster-rcnn's ``generate_anchors`` (lib/rpn/generate_anchors.py,
+    used by the official Light-Head code), written again from its
+    ``_ratio_enum`` / ``_scale_enum`` / ``_mkanchors``, in numpy."""
+    import numpy as np
+
+    def whctrs(a):
+        w, h = a[2] - a[0] + 1, a[3] - a[1] + 1
+        return w, h, a[0] + 0.5 * (w - 1), a[1] + 0.5 * (h - 1)
+
+    def mkanchors(ws, hs, x, y):
+        ws, hs = ws[:, None], hs[:, None]
+        return np.hstack((x - 0.5 * (ws - 1), y - 0.5 * (hs - 1),
+                          x + 0.5 * (ws - 1), y + 0.5 * (hs - 1)))
+
+    w, h, x, y = whctrs(np.array([0, 0, base_size - 1, base_size - 1.]))
+    ws = np.round(np.sqrt(w * h / np.array(ratios, dtype=float)))
+    hs = np.round(ws * np.array(ratios))
+    out = []
+    for a in mkanchors(ws, hs, x, y):
+        w, h, x, y = whctrs(a)
+        out.append(mkanchors(w * np.array(scales, dtype=float),
+                             h * np.array(scales, dtype=float), x, y))
+    return np.vstack(out)
+
+
+@pytest.mark.parametrize('base_size', [16, 32])
+def test_anchor_generator_is_generate_anchors(base_size):
+    """PyFasterRCNNAnchorGenerator at every ratio and scale (the configs'
+    and others) against the numpy rewrite of py-faster-rcnn's."""
+    from mmdet.registry import TASK_UTILS
+    ratios, scales = [0.5, 1.0, 2.0, 0.7, 3.0], [1, 2, 4, 8, 16, 32]
+    gen = TASK_UTILS.build(dict(type='PyFasterRCNNAnchorGenerator',
+                                strides=[base_size], ratios=ratios,
+                                scales=scales, center_offset=0.5))
+    expected = torch.from_numpy(generate_anchors(base_size, ratios, scales))
+    assert torch.equal(gen.base_anchors[0].double(), expected)
+    # mmdet's legacy generator differs on the non-square ones only.
+    legacy = TASK_UTILS.build(dict(type='LegacyAnchorGenerator',
+                                   strides=[base_size], ratios=[0.5, 1., 2.],
+                                   scales=[8, 32], center_offset=0.5))
+    ours = TASK_UTILS.build(dict(type='PyFasterRCNNAnchorGenerator',
+                                 strides=[base_size], ratios=[0.5, 1., 2.],
+                                 scales=[8, 32], center_offset=0.5))
+    gap = (legacy.base_anchors[0] - ours.base_anchors[0]).abs().amax(1)
+    assert gap[2:4].tolist() == [0, 0] and gap[[0, 1, 4, 5]].min() > 0
 
 
 def test_rpn_coder_counts_widths_as_the_anchors_do():

@@ -44,8 +44,10 @@ def test_widths_and_strides_come_from_the_backbone(arch, extra_dw, c16, c32):
     assert model.rpn_head.num_base_priors == 15
     sizes = model.rpn_head.prior_generator.base_anchors[0]
     areas = ((sizes[:, 2] - sizes[:, 0]) * (sizes[:, 3] - sizes[:, 1]))
-    assert torch.allclose(areas.sqrt().min(), torch.tensor(32.), rtol=0.05)
-    assert torch.allclose(areas.sqrt().max(), torch.tensor(512.), rtol=0.05)
+    # py-faster-rcnn rounds the base box per ratio before scaling: the
+    # ratio-2 anchor of scale 2 is 22 x 44 px (x2 - x1 = 21 x 43).
+    assert torch.allclose(areas.sqrt().min(), torch.tensor(32.), rtol=0.07)
+    assert torch.allclose(areas.sqrt().max(), torch.tensor(512.), rtol=0.07)
 
 
 def test_rpn_reads_stride16_and_head_reads_stride32():
