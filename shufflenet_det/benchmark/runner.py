@@ -22,9 +22,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from shufflenet_det.analysis.macs import MacCounter
-from shufflenet_det.apis import make_batch
 from shufflenet_det.analysis.parts import (DETECTOR_PARTS, PartTimer,
                                            breakdown)
+from shufflenet_det.apis import make_batch
 from shufflenet_det.deploy import (DEFAULT_DEPLOY_STEPS, DENSE_PARTS,
                                    deploy_model)
 from shufflenet_det.deploy.onnx import BACKENDS as ONNX_BACKENDS
