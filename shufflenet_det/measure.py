@@ -319,3 +319,16 @@ def kernel_fingerprints() -> Dict[str, str]:
                         x, w, padding=1)),
                     gemm_mkl=digest(a @ b),
                     softmax_aten=digest(v.exp().softmax(0)))
+
+
+def kernel_fingerprints_under(env: Dict[str, str]) -> Dict[str, str]:
+    """:func:`kernel_fingerprints` in a fresh interpreter with ``env`` added
+    to the environment (the caps are read when the libraries load)."""
+    import json
+    import subprocess
+    code = ('import json; from shufflenet_det.measure import '
+            'kernel_fingerprints as k; print(json.dumps(k()))')
+    out = subprocess.run([sys.executable, '-c', code],
+                         env={**os.environ, **env}, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -26,6 +26,7 @@ import sys
 import time
 
 from shufflenet_det.measure import (ISA_CAPS, cpu_name, kernel_fingerprints,
+                                    kernel_fingerprints_under,
                                     supported_isa_caps)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -54,14 +55,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def fingerprints(env: dict) -> dict:
-    code = ('import json; from shufflenet_det.measure import '
-            'kernel_fingerprints as k; print(json.dumps(k()))')
-    out = subprocess.run([sys.executable, '-c', code], env={**os.environ, **env},
-                         capture_output=True, text=True, check=True, cwd=REPO)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def probe(caps) -> dict:
     """Per cap and per knob alone: the kernels whose output changed."""
     native = kernel_fingerprints()
@@ -70,7 +63,7 @@ def probe(caps) -> dict:
         env = ISA_CAPS[cap][0]
         for name, sub in [(k, {k: v}) for k, v in env.items()] + \
                 [('all', env)]:
-            got = fingerprints(sub)
+            got = kernel_fingerprints_under(sub)
             changed[f'{cap}:{name}'] = sorted(
                 k for k in native if k != 'aten' and got[k] != native[k])
             print(f'[isa_caps] {cap:8s} {name:24s} aten={got["aten"]:8s} '
